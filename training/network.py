@@ -108,12 +108,16 @@ class Network:
         return out
 
     def load_weights(self, weights: dict[str, np.ndarray]) -> None:
-        for index, layer in enumerate(self.dense):
-            for key in ("W", "b"):
-                stored = weights[f"{key}{index}"]
-                if stored.shape != layer.params[key].shape:
-                    raise ValueError(
-                        f"{key}{index} has shape {stored.shape}, network expects "
-                        f"{layer.params[key].shape}"
-                    )
-                layer.params[key][...] = stored
+        """Copy W0, b0, ... into the network; all-or-nothing (ValueError on any mismatch)."""
+        expected = {f"{key}{index}": layer.params[key]
+                    for index, layer in enumerate(self.dense) for key in ("W", "b")}
+        if set(weights) != set(expected):
+            raise ValueError(
+                f"weights hold {sorted(weights)}, this {'-'.join(map(str, self.sizes))} network "
+                f"needs {sorted(expected)}"
+            )
+        for name, target in expected.items():
+            if np.shape(weights[name]) != target.shape:
+                raise ValueError(f"{name} has shape {np.shape(weights[name])}, network expects {target.shape}")
+        for name, target in expected.items():
+            target[...] = weights[name]

@@ -345,10 +345,13 @@ def _fit(config, data, *, on_epoch, on_batch, should_stop, checkpoint) -> FitRes
             finish_early(Outcome.EARLY_STOPPED,
                          f"no validation improvement for {state.epochs_without_improvement} epochs; "
                          f"restored the weights of epoch {state.best_epoch}")
-        if checkpoint_path:
-            _save_checkpoint(checkpoint_path, config, network, optimizer, rng, state, best_theta)
+        # Report before checkpointing: if the process dies in between, the resumed run
+        # recomputes this epoch (deterministically) and reports it again, so a consumer
+        # that upserts by epoch never misses one.
         if on_epoch is not None:
             on_epoch(metrics)
+        if checkpoint_path:
+            _save_checkpoint(checkpoint_path, config, network, optimizer, rng, state, best_theta)
 
     if best_theta is not None and outcome in (Outcome.COMPLETED, Outcome.EARLY_STOPPED):
         network.theta[...] = best_theta

@@ -196,13 +196,35 @@ def test_load_weights_rejects_shape_mismatch():
     network = small_network()
     weights = network.weights()
     weights["W1"] = np.zeros((7, 5))
-    before = network.theta.copy()
     with pytest.raises(ValueError, match="W1"):
         network.load_weights(weights)
-    np.testing.assert_array_equal(network.theta[: 5 * 7 + 7], before[: 5 * 7 + 7])
     other = Network((5, 8, 3), rng=np.random.default_rng(0), dtype=F64)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="W0"):
         other.load_weights(small_network(sizes=(5, 7, 3)).weights())
+
+
+def test_rejected_load_weights_leaves_the_network_unchanged():
+    network = small_network(seed=2)
+    weights = small_network(seed=1).weights()
+    weights["W1"] = np.zeros((7, 5))
+    before = network.theta.copy()
+    with pytest.raises(ValueError):
+        network.load_weights(weights)
+    np.testing.assert_array_equal(network.theta, before)
+
+
+def test_load_weights_rejects_weights_of_a_deeper_network():
+    deeper = small_network(sizes=(5, 7, 4, 3)).weights()
+    shallower = small_network(sizes=(5, 7, 4))
+    with pytest.raises(ValueError):
+        shallower.load_weights(deeper)
+
+
+def test_load_weights_rejects_weights_of_a_shallower_network():
+    shallower = small_network(sizes=(5, 7, 4)).weights()
+    deeper = small_network(sizes=(5, 7, 4, 3))
+    with pytest.raises(ValueError):
+        deeper.load_weights(shallower)
 
 
 # ---------------------------------------------------------------- initialisation

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -56,7 +57,7 @@ def test_cosine_starts_at_base_halves_at_midpoint_and_ends_near_zero():
 
 def test_cosine_decreases_monotonically_within_and_across_epochs():
     rates = [lr("cosine", epoch, fraction) for epoch, fraction in every_batch(20)]
-    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert all(a > b for a, b in pairwise(rates))
 
 
 @pytest.mark.parametrize("schedule", ["constant", "step", "exponential", "cosine"])
@@ -66,9 +67,9 @@ def test_warmup_ramps_linearly_to_base_and_is_never_zero(schedule):
     rates = [lr(schedule, e, f, warmup=warmup) for e, f in ramp]
     assert all(rate > 0 for rate in rates)
     assert rates[0] < BASE * 0.01
-    for (epoch, fraction), rate in zip(ramp[1:], rates[1:]):
+    for (epoch, fraction), rate in zip(ramp[1:], rates[1:], strict=True):
         assert rate == pytest.approx(BASE * (epoch + fraction) / warmup, rel=1e-12)
-    assert all(a < b for a, b in zip(rates, rates[1:]))
+    assert all(a < b for a, b in pairwise(rates))
     # Warm-up ends exactly at the base rate, then the schedule starts from there.
     assert lr(schedule, warmup, 0.0, warmup=warmup) == pytest.approx(BASE, rel=1e-12)
 
