@@ -18,8 +18,12 @@ $(STAMP): requirements.txt
 run: venv
 	$(PY) -m training fit
 
+# The full suite runs on PostgreSQL (the production database); a quick subset again on
+# SQLite, the embedded default of `make run`. Both use the machine's real Redis.
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 test: venv
-	$(PY) -m pytest
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(PY) -m pytest
+	DATABASE_URL= $(PY) -m pytest -m "not slow and not browser" -q tests/experiments/test_worker_flow.py tests/experiments/test_api.py
 
 test-fast: venv
 	$(PY) -m pytest -m "not slow"

@@ -29,6 +29,9 @@ class Experiment(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                related_name="children", help_text="The run this one was derived from.")
+    source_recommendation = models.ForeignKey(
+        "Recommendation", null=True, blank=True, on_delete=models.SET_NULL, related_name="applied_runs",
+        help_text="The recommendation whose changes created this run (Apply & Run).")
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -43,6 +46,8 @@ class Experiment(models.Model):
     confusion_matrix = models.JSONField(null=True, blank=True)
     per_class_accuracy = models.JSONField(null=True, blank=True)
     message = models.TextField(blank=True, help_text="Why the run ended as it did (early stop, divergence).")
+    performance_category = models.CharField(max_length=16, blank=True)
+    analysis = models.JSONField(null=True, blank=True, help_text="The recommender's summary of the run.")
     error_message = models.TextField(blank=True)
 
     # Work distribution. `attempts` is the lease: each delivery that claims the run bumps
@@ -132,7 +137,15 @@ class Recommendation(models.Model):
     rationale = models.TextField()
     changes = models.JSONField(default=dict, blank=True)
     confidence = models.FloatField(default=0.5)
+    evidence = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Self-assessment: filled when a run created from this advice finishes.
+    applied_at = models.DateTimeField(null=True, blank=True)
+    outcome_experiment = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.SET_NULL,
+                                           related_name="+")
+    outcome_delta = models.FloatField(null=True, blank=True,
+                                      help_text="Child's best val accuracy minus the parent's.")
+    improved = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ["experiment", "priority_rank", "rank", "id"]

@@ -42,3 +42,55 @@ def experiment_recommendations(*, experiment: Experiment) -> QuerySet[Recommenda
 
 def active_run_count(*, user) -> int:
     return Experiment.objects.filter(owner=user, status__in=Experiment.ACTIVE_STATUSES).count()
+
+
+HISTORY_LIMIT = 200
+
+
+def run_summary(*, experiment: Experiment, metrics=None):
+    """The recommender's plain-data view of one run (no ORM objects inside)."""
+    from experiments.recommender import RunSummary
+
+    if metrics is None:
+        metrics = experiment_metrics(experiment=experiment)
+    epochs = [
+        {field: getattr(m, field) for field in (
+            "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds",
+            "samples_per_second", "gradient_norm", "gradient_norm_max", "dead_unit_fraction")}
+        for m in metrics
+    ]
+    return RunSummary(config=experiment.config, status=experiment.status, epochs=epochs,
+                      best_val_accuracy=experiment.best_val_accuracy, best_epoch=experiment.best_epoch,
+                      test_accuracy=experiment.test_accuracy, message=experiment.message,
+                      run_id=experiment.pk)
+
+
+def recommender_history(*, experiment: Experiment) -> list:
+    """The owner's other finished runs with a result, newest first (metrics not needed)."""
+    others = (Experiment.objects.filter(owner_id=experiment.owner_id, status=Experiment.Status.SUCCEEDED,
+                                        best_val_accuracy__isnull=False)
+              .exclude(pk=experiment.pk).order_by("-finished_at")[:HISTORY_LIMIT])
+    return [run_summary(experiment=other, metrics=[]) for other in others]
+
+
+def recommendation_get(*, user, recommendation_id: int) -> Recommendation | None:
+    return (Recommendation.objects.select_related("experiment")
+            .filter(pk=recommendation_id, experiment__owner=user).first())
+
+
+def recommender_stats() -> list[dict]:
+    """Per kind: how often advice was given, applied, evaluated, and how often it helped."""
+    from django.db.models import Avg, Count, Q
+
+    rows = (Recommendation.objects.values("kind")
+            .annotate(given=Count("id"),
+                      applied=Count("id", filter=Q(applied_at__isnull=False)),
+                      evaluated=Count("id", filter=Q(improved__isnull=False)),
+                      helped=Count("id", filter=Q(improved=True)),
+                      mean_delta=Avg("outcome_delta"))
+            .order_by("kind"))
+    stats = []
+    for row in rows:
+        row["help_rate"] = row["helped"] / row["evaluated"] if row["evaluated"] else None
+        stats.append(row)
+    return stats

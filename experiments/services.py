@@ -30,7 +30,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from experiments import events
-from experiments.models import EpochMetric, Experiment
+from experiments.models import EpochMetric, Experiment, Recommendation
 from training.config import ConfigError, TrainingConfig
 from training.data import CLASS_NAMES, DatasetError, load_fashion_mnist, prepare_dataset
 from training.trainer import CheckpointError, EpochMetrics, FitResult, Outcome, fit
@@ -390,7 +390,86 @@ def experiment_run(*, experiment_id: int, task_id: str = "", worker_host: str = 
 
 
 def _after_finish(experiment_id: int) -> None:
-    """Hook for work that follows a finished run (recommendations, sweeps)."""
+    """Work that follows a finished run: its recommendations, and the outcome of the advice
+    that created it. Failures here never change the run's stored result."""
+    try:
+        recommendations_generate(experiment_id=experiment_id)
+    except Exception:  # noqa: BLE001 - advice is secondary to the stored result
+        logger.exception("experiment %s: could not generate recommendations", experiment_id)
+
+
+# --------------------------------------------------------------------------- recommendations
+
+PRIORITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+MIN_EPOCHS_FOR_ADVICE_AFTER_CANCEL = 2
+
+
+def recommendations_generate(*, experiment_id: int) -> list[Recommendation]:
+    """Analyse a finished run, replace its Recommendation rows, publish them, and record
+    the outcome of the recommendation that created this run (if any)."""
+    from experiments import selectors
+    from experiments.recommender import analyze
+
+    experiment = Experiment.objects.get(pk=experiment_id)
+    if experiment.status not in Experiment.FINISHED_STATUSES:
+        return []
+    _record_advice_outcome(experiment)
+    if experiment.status == Status.CANCELLED and experiment.epochs_done < MIN_EPOCHS_FOR_ADVICE_AFTER_CANCEL:
+        return []
+    analysis = analyze(selectors.run_summary(experiment=experiment),
+                       selectors.recommender_history(experiment=experiment))
+    with transaction.atomic():
+        Recommendation.objects.filter(experiment=experiment).delete()
+        rows = Recommendation.objects.bulk_create([
+            Recommendation(
+                experiment=experiment, kind=advice.kind, priority=advice.priority,
+                priority_rank=PRIORITY_RANK.get(advice.priority, 3), rank=rank, title=advice.title[:200],
+                rationale=advice.rationale, changes=advice.changes, confidence=advice.confidence,
+                evidence=advice.evidence,
+            )
+            for rank, advice in enumerate(analysis.recommendations)
+        ])
+        Experiment.objects.filter(pk=experiment.pk).update(
+            performance_category=analysis.category, analysis=analysis.summary)
+    events.publish(experiment.pk, experiment.owner_id, {
+        "type": "recommendations", "category": analysis.category, "summary": analysis.summary,
+        "recommendations": [recommendation_as_dict(row) for row in rows],
+    })
+    return rows
+
+
+def recommendation_as_dict(row: Recommendation) -> dict[str, Any]:
+    return {"id": row.pk, "kind": row.kind, "priority": row.priority, "title": row.title,
+            "rationale": row.rationale, "changes": row.changes, "confidence": row.confidence,
+            "evidence": row.evidence, "outcome_delta": row.outcome_delta, "improved": row.improved}
+
+
+def _record_advice_outcome(experiment: Experiment) -> None:
+    """If this run came from Apply & Run, store on the advice whether it helped."""
+    advice = experiment.source_recommendation
+    if advice is None:
+        return
+    parent_best = advice.experiment.best_val_accuracy
+    child_best = experiment.best_val_accuracy if experiment.status != Status.DIVERGED else None
+    delta = None
+    if parent_best is not None:
+        delta = (child_best if child_best is not None else 0.0) - parent_best
+    Recommendation.objects.filter(pk=advice.pk).update(
+        outcome_experiment=experiment, outcome_delta=delta,
+        improved=None if delta is None else delta > 0)
+
+
+def recommendation_apply(*, recommendation: Recommendation, owner) -> Experiment:
+    """Apply & Run: a new queued run with the parent's config plus the advice's changes."""
+    parent = recommendation.experiment
+    config = {**parent.config, **recommendation.changes}
+    child = experiment_create(
+        owner=owner, config=config, parent=parent, source_recommendation=recommendation,
+        name=f"{recommendation.kind} fix of #{parent.pk}"[:200],
+    )
+    Recommendation.objects.filter(pk=recommendation.pk, applied_at__isnull=True).update(
+        applied_at=timezone.now())
+    return child
 
 
 def metrics_as_dict(metric: EpochMetric) -> dict[str, Any]:

@@ -18,3 +18,8 @@ os.environ.setdefault("TUNER_CANCEL_POLL_SECONDS", "0.05")
 from tuner_site.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not the in-memory default: the worker thread and the test share it, and
+    # only a file database has WAL and busy-waiting instead of "table is locked".
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(os.environ["TUNER_VAR_DIR"], "test.sqlite3")}  # noqa: F405
