@@ -5,9 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench lint lock venv clean
+.PHONY: run test test-fast bench lint lock venv assets clean
 
-venv: $(STAMP)
+venv: $(STAMP) assets
+
+# Front-end packages (chart library, fonts) from the npm registry, pinned by package-lock.json.
+assets: node_modules/.package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -147,6 +147,17 @@ STORAGES = {
         if PRODUCTION else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# Front-end packages from the npm registry (`make assets`), served by whitenoise: no CDN.
+NODE_MODULES = BASE_DIR / "node_modules"
+STATICFILES_DIRS = [
+    (prefix, NODE_MODULES / package)
+    for prefix, package in (
+        ("vendor/chartjs", "chart.js/dist"),
+        ("vendor/fonts/orbitron", "@fontsource/orbitron"),
+        ("vendor/fonts/source-code-pro", "@fontsource/source-code-pro"),
+    )
+    if (NODE_MODULES / package).is_dir()
+]
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
 
 # --- Redis, Celery, Channels -------------------------------------------------------------
