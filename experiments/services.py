@@ -90,12 +90,15 @@ def config_validate(*, config: dict[str, Any] | None) -> TrainingConfig:
 
 
 def experiment_create(*, owner, config: dict[str, Any] | None, name: str = "",
-                      parent: Experiment | None = None, **links: Any) -> Experiment:
+                      parent: Experiment | None = None, enqueue: bool = True, **links: Any) -> Experiment:
     """Validate `config` (missing fields take defaults), store a queued run, enqueue it on commit.
 
-    `links` are extra foreign keys set on the row (e.g. sweep=..., recommendation=...).
+    `links` are extra foreign keys set on the row (e.g. sweep=..., source_recommendation=...).
+    `enqueue=False` leaves the run to a caller that executes it in-process (experiment_run).
     """
     training_config = config_validate(config=config)
+    if parent is not None and parent.owner_id != owner.pk:
+        raise ServiceError("parent must be one of your runs", errors={"parent": ["Not one of your runs."]})
     limit = settings.TUNER_MAX_ACTIVE_RUNS_PER_USER
     with transaction.atomic():
         # Lock the owner's row so two concurrent requests cannot both pass the quota check.
@@ -110,7 +113,8 @@ def experiment_create(*, owner, config: dict[str, Any] | None, name: str = "",
             owner=owner, name=name[:200], config=training_config.to_dict(), parent=parent,
             task_id=uuid.uuid4().hex, **links,
         )
-        _enqueue_on_commit(experiment)
+        if enqueue:
+            _enqueue_on_commit(experiment)
     return experiment
 
 
@@ -459,13 +463,13 @@ def _record_advice_outcome(experiment: Experiment) -> None:
         improved=None if delta is None else delta > 0)
 
 
-def recommendation_apply(*, recommendation: Recommendation, owner) -> Experiment:
+def recommendation_apply(*, recommendation: Recommendation, owner, enqueue: bool = True) -> Experiment:
     """Apply & Run: a new queued run with the parent's config plus the advice's changes."""
     parent = recommendation.experiment
     config = {**parent.config, **recommendation.changes}
     child = experiment_create(
         owner=owner, config=config, parent=parent, source_recommendation=recommendation,
-        name=f"{recommendation.kind} fix of #{parent.pk}"[:200],
+        name=f"{recommendation.kind} fix of #{parent.pk}"[:200], enqueue=enqueue,
     )
     Recommendation.objects.filter(pk=recommendation.pk, applied_at__isnull=True).update(
         applied_at=timezone.now())

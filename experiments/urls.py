@@ -1,3 +1,8 @@
-from django.urls import path
+from django.urls import include, path
 
-urlpatterns: list = []
+from experiments.api.views import HealthView
+
+urlpatterns = [
+    path("api/", include("experiments.api.urls")),
+    path("health", HealthView.as_view(), name="health"),
+]

@@ -23,3 +23,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not the in-memory default: the worker thread and the test share it, and
     # only a file database has WAL and busy-waiting instead of "table is locked".
     DATABASES["default"]["TEST"] = {"NAME": os.path.join(os.environ["TUNER_VAR_DIR"], "test.sqlite3")}  # noqa: F405
+else:
+    # A per-run test database, so parallel runs on one PostgreSQL server never collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_tuner_{_run_id}"}  # noqa: F405

@@ -1,0 +1,22 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from experiments.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("auth/token/", views.TokenObtainView.as_view(), name="token-obtain"),
+    path("config-schema/", views.ConfigSchemaView.as_view(), name="config-schema"),
+    path("experiments/", views.ExperimentListCreateView.as_view(), name="experiment-list"),
+    path("experiments/<int:experiment_id>/", views.ExperimentDetailView.as_view(), name="experiment-detail"),
+    path("experiments/<int:experiment_id>/cancel/", views.ExperimentCancelView.as_view(),
+         name="experiment-cancel"),
+    path("experiments/<int:experiment_id>/rerun/", views.ExperimentRerunView.as_view(), name="experiment-rerun"),
+    path("experiments/<int:experiment_id>/metrics/", views.ExperimentMetricsView.as_view(),
+         name="experiment-metrics"),
+    path("experiments/<int:experiment_id>/weights/", views.ExperimentWeightsView.as_view(),
+         name="experiment-weights"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", views.SwaggerView.as_view(url_name="api:schema"), name="docs"),
+]

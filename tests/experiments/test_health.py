@@ -1,0 +1,108 @@
+"""GET /health: readiness for load balancers and operators, no login, never a 500."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import OperationalError
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from experiments import health
+
+pytestmark = pytest.mark.django_db
+
+# Waiting the production 1 s for worker pings in every test would slow the suite down.
+FAST_PING = override_settings(TUNER_HEALTH_WORKER_PING_SECONDS=0.2)
+
+
+@FAST_PING
+def test_ready_when_database_and_redis_answer():
+    started = time.monotonic()
+    response = APIClient().get("/health")  # anonymous
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"status", "database", "redis", "workers", "queue_length"}
+    assert body["status"] == "ok"
+    assert body["database"] == {"ok": True}
+    assert body["redis"] == {"ok": True}
+    assert isinstance(body["workers"], int)
+    assert isinstance(body["queue_length"], int)
+    assert response["Cache-Control"] == "no-store"
+    assert time.monotonic() - started < 3
+
+
+@FAST_PING
+def test_queue_length_counts_messages_waiting_in_the_celery_queue():
+    queue = f"tuner-health-test-{uuid.uuid4().hex}"  # not the queue a test worker consumes
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        client.rpush(queue, "m1", "m2")
+        client.rpush(health.queue_keys(queue)[1], "high-priority")
+        with override_settings(TUNER_QUEUE=queue):
+            body = APIClient().get("/health").json()
+    finally:
+        client.delete(*health.queue_keys(queue))
+
+    assert body["queue_length"] == 3
+
+
+@FAST_PING
+def test_unavailable_quickly_when_redis_is_down():
+    started = time.monotonic()
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
+        response = APIClient().get("/health")
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["redis"] == {"ok": False}
+    assert body["database"] == {"ok": True}
+    assert body["workers"] is None
+    assert body["queue_length"] is None
+    assert elapsed < 3
+
+
+class _BrokenConnection:
+    def cursor(self):
+        raise OperationalError("connection refused")
+
+
+@FAST_PING
+def test_unavailable_when_the_database_is_down(monkeypatch):
+    monkeypatch.setattr(health, "connections", {"default": _BrokenConnection()})
+
+    response = APIClient().get("/health")
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["database"] == {"ok": False}
+    assert response.json()["redis"] == {"ok": True}
+
+
+@FAST_PING
+def test_an_unexpected_failure_of_the_worker_ping_is_reported_not_raised(monkeypatch):
+    from tuner_site.celery import app
+
+    def explode(**_):
+        raise RuntimeError("broker hiccup")
+
+    monkeypatch.setattr(app.control, "ping", explode)
+
+    response = APIClient().get("/health")
+
+    assert response.status_code == 200
+    assert response.json()["workers"] is None
+
+
+def test_counts_a_live_worker(celery_worker):
+    body = APIClient().get("/health").json()
+
+    assert body["status"] == "ok"
+    assert body["workers"] >= 1
