@@ -1,3 +1,10 @@
+"""Websocket routes (mounted under AuthMiddlewareStack in tuner_site/asgi.py)."""
+
 from django.urls import path
 
-websocket_urlpatterns: list = []
+from experiments import consumers
+
+websocket_urlpatterns = [
+    path("ws/experiments/<int:experiment_id>/", consumers.ExperimentConsumer.as_asgi()),
+    path("ws/experiments/", consumers.UserExperimentsConsumer.as_asgi()),
+]

@@ -26,3 +26,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 else:
     # A per-run test database, so parallel runs on one PostgreSQL server never collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_tuner_{_run_id}"}  # noqa: F405
+
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405 - whitenoise warns on a missing root
+WHITENOISE_USE_FINDERS = True  # serve app/npm static files without collectstatic

@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         help_text = spec.help
         if spec.choices:
             help_text += f" One of: {', '.join(spec.choices)}."
+        # argparse %-formats help strings ("50%" in a help text would crash --help).
         kwargs: dict[str, Any] = {"dest": name, "default": None, "metavar": name.upper(),
-                                  "help": f"{help_text} (default: {spec.default})"}
+                                  "help": f"{help_text} (default: {spec.default})".replace("%", "%%")}
         if spec.kind == "int_list":
             kwargs["nargs"] = "+"
         fit.add_argument(_flag(name), **kwargs)

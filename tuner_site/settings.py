@@ -188,7 +188,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py >= 8 times reads out after 5 s by default, the same 5 s channels_redis
+            # blocks waiting for a message: an idle consumer would die (channels_redis#422).
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
             "prefix": env("TUNER_CHANNEL_PREFIX", "tuner"),
             "capacity": 1000,
             "expiry": 30,

@@ -134,7 +134,8 @@ class EpochMetricOutputSerializer(serializers.ModelSerializer):
 class RecommendationOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Recommendation
-        fields = ("id", "kind", "priority", "title", "rationale", "changes", "confidence")
+        fields = ("id", "kind", "priority", "title", "rationale", "changes", "confidence", "evidence",
+                  "applied_at", "outcome_delta", "improved")
 
 
 class ConfigOutputField(serializers.DictField):
@@ -166,6 +167,11 @@ class ExperimentLinksSerializer(serializers.Serializer):
 
 
 class ExperimentDetailOutputSerializer(ExperimentListOutputSerializer):
+    source_recommendation = serializers.IntegerField(source="source_recommendation_id", read_only=True,
+                                                     allow_null=True,
+                                                     help_text="The recommendation this run applied.")
+    analysis = serializers.JSONField(read_only=True, allow_null=True,
+                                     help_text="The recommender's summary: convergence, generalisation gap.")
     confusion_matrix = serializers.ListField(
         child=serializers.ListField(child=serializers.IntegerField()), read_only=True, allow_null=True,
         help_text="Test-set counts, [true class][predicted class].")
@@ -180,6 +186,7 @@ class ExperimentDetailOutputSerializer(ExperimentListOutputSerializer):
     class Meta(ExperimentListOutputSerializer.Meta):
         fields = (*ExperimentListOutputSerializer.Meta.fields, "confusion_matrix", "per_class_accuracy",
                   "class_names", "message", "error_message", "children", "attempts", "worker_host",
+                  "performance_category", "analysis", "source_recommendation",
                   "metrics", "recommendations", "links")
         read_only_fields = fields
 
@@ -218,6 +225,16 @@ class ExperimentDetailOutputSerializer(ExperimentListOutputSerializer):
         if experiment.weights_path:
             weights = absolute(reverse("api:experiment-weights", kwargs={"experiment_id": experiment.pk}))
         return {"ws": ws_path, "csv": absolute(csv_path), "weights": weights}
+
+
+class RecommenderStatsOutputSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    given = serializers.IntegerField(help_text="Recommendations of this kind written.")
+    applied = serializers.IntegerField(help_text="Of those, applied with Apply & Run.")
+    evaluated = serializers.IntegerField(help_text="Applied runs that finished, so the outcome is known.")
+    helped = serializers.IntegerField(help_text="Evaluated ones whose child beat the parent's val accuracy.")
+    help_rate = serializers.FloatField(allow_null=True)
+    mean_delta = serializers.FloatField(allow_null=True, help_text="Mean val-accuracy change (child - parent).")
 
 
 # --------------------------------------------------------------------------- errors (for the schema)

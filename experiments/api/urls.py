@@ -17,6 +17,9 @@ urlpatterns = [
          name="experiment-metrics"),
     path("experiments/<int:experiment_id>/weights/", views.ExperimentWeightsView.as_view(),
          name="experiment-weights"),
+    path("recommendations/<int:recommendation_id>/apply/", views.RecommendationApplyView.as_view(),
+         name="recommendation-apply"),
+    path("recommender/stats/", views.RecommenderStatsView.as_view(), name="recommender-stats"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", views.SwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

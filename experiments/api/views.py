@@ -328,3 +328,24 @@ class HealthView(ApiView):
         code = status.HTTP_200_OK if report["status"] == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE
         return Response(s.HealthOutputSerializer(report).data, status=code,
                         headers={"Cache-Control": "no-store"})
+
+
+class RecommendationApplyView(ApiView):
+    @extend_schema(tags=["recommendations"], request=None,
+                   responses={201: s.ExperimentDetailOutputSerializer, 400: CONFIG_INVALID, 401: UNAUTHENTICATED,
+                              404: NOT_FOUND, 429: QUOTA},
+                   summary="Apply & Run: queue a child run with the recommendation's changes")
+    def post(self, request, recommendation_id: int):
+        recommendation = selectors.recommendation_get(user=request.user, recommendation_id=recommendation_id)
+        if recommendation is None:
+            raise exceptions.NotFound(f"You have no recommendation #{recommendation_id}.")
+        child = services.recommendation_apply(recommendation=recommendation, owner=request.user)
+        return Response(self.detail_data(child), status=status.HTTP_201_CREATED)
+
+
+class RecommenderStatsView(ApiView):
+    @extend_schema(tags=["recommendations"],
+                   responses={200: s.RecommenderStatsOutputSerializer(many=True), 401: UNAUTHENTICATED},
+                   summary="Per kind: how often advice was applied and how often it helped (all users)")
+    def get(self, request):
+        return Response(s.RecommenderStatsOutputSerializer(selectors.recommender_stats(), many=True).data)

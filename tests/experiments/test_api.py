@@ -28,10 +28,12 @@ LIST_KEYS = {"id", "name", "status", "config", "epochs_done", "best_val_accuracy
              "duration_seconds"}
 DETAIL_KEYS = LIST_KEYS | {"confusion_matrix", "per_class_accuracy", "class_names", "message",
                            "error_message", "children", "attempts", "worker_host", "metrics",
-                           "recommendations", "links"}
+                           "recommendations", "links", "performance_category", "analysis",
+                           "source_recommendation"}
 METRIC_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
                "seconds", "samples_per_second", "gradient_norm", "gradient_norm_max", "dead_unit_fraction"}
-RECOMMENDATION_KEYS = {"id", "kind", "priority", "title", "rationale", "changes", "confidence"}
+RECOMMENDATION_KEYS = {"id", "kind", "priority", "title", "rationale", "changes", "confidence", "evidence",
+                       "applied_at", "outcome_delta", "improved"}
 
 
 def detail_url(experiment_id: int, action: str = "") -> str:

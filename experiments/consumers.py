@@ -1,0 +1,223 @@
+"""Websocket consumers: live events of one run, and the status stream of a user's runs.
+
+Thin by design: they check access and read through selectors (in a thread, via
+`database_sync_to_async`), join the channel-layer groups `experiments.events`
+publishes to, and forward those events unchanged. Schema: README "Live events".
+
+Closing codes. A refused socket is *accepted and then closed* with the code:
+closing before the handshake makes Daphne answer HTTP 403 and the browser only
+ever sees 1006, so the code would be lost.
+
+    4401  not logged in (both endpoints)
+    4404  the run does not exist *or* is not yours (one code, so a socket never
+          tells a stranger which run ids exist)
+
+Ordering of a run socket's snapshot (what makes "snapshot + events" lossless):
+
+    1. join the run's group        -> every event published from now on reaches us
+    2. read the run's seq counter  -> S
+    3. read the database           -> the snapshot, sent as {"type": "snapshot", "seq": S, ...}
+    4. forward group events        -> queued ones are sent after the snapshot
+
+An event's database write commits before its seq is taken (`events.publish` runs
+after the write), so everything with seq <= S is already in the snapshot: clients
+drop those events. An event with seq > S took its number after step 2, hence was
+sent after step 1 and reaches us; it may *also* be in the snapshot (its write
+landed between 2 and 3), so applying events must be idempotent (epoch events are
+keyed by `epoch`, status events carry the whole state).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from experiments import events, selectors
+from experiments.models import Experiment
+from experiments.services import metrics_as_dict, recommendation_as_dict
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+MAX_CLIENT_MESSAGE_BYTES = 4096
+
+
+# --------------------------------------------------------------------------- reads (sync)
+# TODO(move): `current_seq` belongs in events.py and `visible_run`/`snapshot` in
+# selectors.py (not files this module's author may edit); the management command
+# `train` uses them too.
+
+
+def current_seq(experiment_id: int) -> int:
+    """The run's last published seq (0 if none, or if Redis cannot be read).
+
+    0 is the safe fallback: the client then keeps every event it receives.
+    """
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "tuner")
+    try:
+        value = events._redis().get(f"{prefix}:seq:{experiment_id}")
+    except Exception:  # noqa: BLE001 - the snapshot is still right, only less precise
+        logger.warning("could not read the seq of experiment %s", experiment_id, exc_info=True)
+        return 0
+    return int(value or 0)
+
+
+def visible_run(*, user, experiment_id: int) -> Experiment | None:
+    """The run if `user` may watch it live: its owner, or any staff member."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    if user.is_staff:
+        return Experiment.objects.filter(pk=experiment_id).first()
+    return selectors.experiment_get(user=user, experiment_id=experiment_id)
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def experiment_state(experiment: Experiment) -> dict[str, Any]:
+    return {
+        "id": experiment.pk,
+        "name": experiment.name,
+        "status": experiment.status,
+        "config": experiment.config,
+        "epochs": (experiment.config or {}).get("epochs"),
+        "epochs_done": experiment.epochs_done,
+        "best_val_accuracy": experiment.best_val_accuracy,
+        "best_epoch": experiment.best_epoch,
+        "test_accuracy": experiment.test_accuracy,
+        "test_loss": experiment.test_loss,
+        "confusion_matrix": experiment.confusion_matrix,
+        "per_class_accuracy": experiment.per_class_accuracy,
+        "message": experiment.message,
+        "error": experiment.error_message,
+        "performance_category": experiment.performance_category,
+        "analysis": experiment.analysis,
+        "cancel_requested": experiment.cancel_requested,
+        "attempts": experiment.attempts,
+        "parent": experiment.parent_id,
+        "created_at": _iso(experiment.created_at),
+        "started_at": _iso(experiment.started_at),
+        "finished_at": _iso(experiment.finished_at),
+    }
+
+
+def snapshot(*, user, experiment_id: int) -> dict[str, Any] | None:
+    """{"type": "snapshot", "seq", "experiment", "metrics", "recommendations"}, or None if not visible.
+
+    Reads the seq counter *before* the database (see the module docstring); the
+    caller must already be in the run's group.
+    """
+    seq = current_seq(experiment_id)
+    experiment = visible_run(user=user, experiment_id=experiment_id)
+    if experiment is None:
+        return None
+    metrics = [metrics_as_dict(m) for m in selectors.experiment_metrics(experiment=experiment)]
+    recommendations = [recommendation_as_dict(r)
+                       for r in selectors.experiment_recommendations(experiment=experiment)]
+    return {"type": "snapshot", "seq": seq, "experiment": experiment_state(experiment), "metrics": metrics,
+            "recommendations": recommendations}
+
+
+# --------------------------------------------------------------------------- consumers
+
+
+class _EventStreamConsumer(AsyncJsonWebsocketConsumer):
+    """Shared client protocol: ping/pong, errors for anything not understood."""
+
+    async def refuse(self, code: int) -> None:
+        # Accept first so the client sees the code (see the module docstring).
+        await self.accept()
+        await self.close(code=code)
+
+    async def join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups.append(group)  # the base class discards self.groups on disconnect
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if text_data is None:
+            await self.send_error("Binary frames are not supported; send JSON text.")
+            return
+        if len(text_data.encode("utf-8")) > MAX_CLIENT_MESSAGE_BYTES:
+            await self.send_error(f"Message too large (limit {MAX_CLIENT_MESSAGE_BYTES} bytes).")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send_error("Invalid JSON.")
+            return
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self.send_error('Expected a JSON object with a "type".')
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content, **kwargs):
+        handler = self.client_handlers().get(content["type"])
+        if handler is None:
+            known = ", ".join(sorted(self.client_handlers()))
+            await self.send_error(f"Unknown message type {content['type'][:40]!r}; known types: {known}.")
+            return
+        await handler(content)
+
+    def client_handlers(self):
+        return {"ping": self.on_ping}
+
+    async def on_ping(self, content) -> None:
+        await self.send_json({"type": "pong"})
+
+    async def send_error(self, message: str) -> None:
+        await self.send_json({"type": "error", "message": message})
+
+    async def run_event(self, message) -> None:
+        """A group message from `events.publish`: forward its event as is."""
+        await self.send_json(message["event"])
+
+
+class ExperimentConsumer(_EventStreamConsumer):
+    """ws/experiments/<id>/: one run's snapshot, then its events (status, progress, epoch, log, finished)."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        self.experiment_id = self.scope["url_route"]["kwargs"]["experiment_id"]
+        if not getattr(user, "is_authenticated", False):
+            await self.refuse(CLOSE_UNAUTHENTICATED)
+            return
+        experiment = await database_sync_to_async(visible_run)(user=user, experiment_id=self.experiment_id)
+        if experiment is None:
+            await self.refuse(CLOSE_NOT_FOUND)
+            return
+        await self.accept()
+        await self.join(events.run_group(self.experiment_id))
+        await self.send_snapshot()
+
+    def client_handlers(self):
+        return {**super().client_handlers(), "resync": self.on_resync}
+
+    async def on_resync(self, content) -> None:
+        await self.send_snapshot()
+
+    async def send_snapshot(self) -> None:
+        data = await database_sync_to_async(snapshot)(user=self.scope["user"], experiment_id=self.experiment_id)
+        if data is None:  # deleted (or access lost) since the socket opened
+            await self.send_error("This run no longer exists.")
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        await self.send_json(data)
+
+
+class UserExperimentsConsumer(_EventStreamConsumer):
+    """ws/experiments/: the status events of every run the user owns."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if not getattr(user, "is_authenticated", False):
+            await self.refuse(CLOSE_UNAUTHENTICATED)
+            return
+        await self.accept()
+        await self.join(events.user_group(user.pk))
