@@ -31,98 +31,17 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.conf import settings
 
 from experiments import events, selectors
-from experiments.models import Experiment
-from experiments.services import metrics_as_dict, recommendation_as_dict
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 MAX_CLIENT_MESSAGE_BYTES = 4096
-
-
-# --------------------------------------------------------------------------- reads (sync)
-# TODO(move): `current_seq` belongs in events.py and `visible_run`/`snapshot` in
-# selectors.py (not files this module's author may edit); the management command
-# `train` uses them too.
-
-
-def current_seq(experiment_id: int) -> int:
-    """The run's last published seq (0 if none, or if Redis cannot be read).
-
-    0 is the safe fallback: the client then keeps every event it receives.
-    """
-    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "tuner")
-    try:
-        value = events._redis().get(f"{prefix}:seq:{experiment_id}")
-    except Exception:  # noqa: BLE001 - the snapshot is still right, only less precise
-        logger.warning("could not read the seq of experiment %s", experiment_id, exc_info=True)
-        return 0
-    return int(value or 0)
-
-
-def visible_run(*, user, experiment_id: int) -> Experiment | None:
-    """The run if `user` may watch it live: its owner, or any staff member."""
-    if not getattr(user, "is_authenticated", False):
-        return None
-    if user.is_staff:
-        return Experiment.objects.filter(pk=experiment_id).first()
-    return selectors.experiment_get(user=user, experiment_id=experiment_id)
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def experiment_state(experiment: Experiment) -> dict[str, Any]:
-    return {
-        "id": experiment.pk,
-        "name": experiment.name,
-        "status": experiment.status,
-        "config": experiment.config,
-        "epochs": (experiment.config or {}).get("epochs"),
-        "epochs_done": experiment.epochs_done,
-        "best_val_accuracy": experiment.best_val_accuracy,
-        "best_epoch": experiment.best_epoch,
-        "test_accuracy": experiment.test_accuracy,
-        "test_loss": experiment.test_loss,
-        "confusion_matrix": experiment.confusion_matrix,
-        "per_class_accuracy": experiment.per_class_accuracy,
-        "message": experiment.message,
-        "error": experiment.error_message,
-        "performance_category": experiment.performance_category,
-        "analysis": experiment.analysis,
-        "cancel_requested": experiment.cancel_requested,
-        "attempts": experiment.attempts,
-        "parent": experiment.parent_id,
-        "created_at": _iso(experiment.created_at),
-        "started_at": _iso(experiment.started_at),
-        "finished_at": _iso(experiment.finished_at),
-    }
-
-
-def snapshot(*, user, experiment_id: int) -> dict[str, Any] | None:
-    """{"type": "snapshot", "seq", "experiment", "metrics", "recommendations"}, or None if not visible.
-
-    Reads the seq counter *before* the database (see the module docstring); the
-    caller must already be in the run's group.
-    """
-    seq = current_seq(experiment_id)
-    experiment = visible_run(user=user, experiment_id=experiment_id)
-    if experiment is None:
-        return None
-    metrics = [metrics_as_dict(m) for m in selectors.experiment_metrics(experiment=experiment)]
-    recommendations = [recommendation_as_dict(r)
-                       for r in selectors.experiment_recommendations(experiment=experiment)]
-    return {"type": "snapshot", "seq": seq, "experiment": experiment_state(experiment), "metrics": metrics,
-            "recommendations": recommendations}
 
 
 # --------------------------------------------------------------------------- consumers
@@ -188,7 +107,7 @@ class ExperimentConsumer(_EventStreamConsumer):
         if not getattr(user, "is_authenticated", False):
             await self.refuse(CLOSE_UNAUTHENTICATED)
             return
-        experiment = await database_sync_to_async(visible_run)(user=user, experiment_id=self.experiment_id)
+        experiment = await database_sync_to_async(selectors.visible_run)(user=user, experiment_id=self.experiment_id)
         if experiment is None:
             await self.refuse(CLOSE_NOT_FOUND)
             return
@@ -203,7 +122,7 @@ class ExperimentConsumer(_EventStreamConsumer):
         await self.send_snapshot()
 
     async def send_snapshot(self) -> None:
-        data = await database_sync_to_async(snapshot)(user=self.scope["user"], experiment_id=self.experiment_id)
+        data = await database_sync_to_async(selectors.snapshot)(user=self.scope["user"], experiment_id=self.experiment_id)
         if data is None:  # deleted (or access lost) since the socket opened
             await self.send_error("This run no longer exists.")
             await self.close(code=CLOSE_NOT_FOUND)

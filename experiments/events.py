@@ -43,6 +43,20 @@ def next_seq(experiment_id: int) -> int:
     return int(_redis().incr(key))
 
 
+def current_seq(experiment_id: int) -> int:
+    """The run's last published seq (0 if none, or if Redis cannot be read).
+
+    0 is the safe fallback: the client then keeps every event it receives.
+    """
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "tuner")
+    try:
+        value = _redis().get(f"{prefix}:seq:{experiment_id}")
+    except Exception:  # noqa: BLE001 - the snapshot is still right, only less precise
+        logger.warning("could not read the seq of experiment %s", experiment_id, exc_info=True)
+        return 0
+    return int(value or 0)
+
+
 def publish(experiment_id: int, owner_id: int, event: dict[str, Any], *, to_user: bool = False) -> dict | None:
     """Send `event` (with `type`) to the run's subscribers; returns the sent event or None."""
     try:

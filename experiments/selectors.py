@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 
+from experiments import events
 from experiments.models import EpochMetric, Experiment, Recommendation
 
 ORDERING_FIELDS = ("created_at", "best_val_accuracy", "test_accuracy", "status", "name", "epochs_done",
@@ -94,3 +97,77 @@ def recommender_stats() -> list[dict]:
         row["help_rate"] = row["helped"] / row["evaluated"] if row["evaluated"] else None
         stats.append(row)
     return stats
+
+
+# --------------------------------------------------------------------------- live snapshots
+
+
+def metrics_as_dict(metric: EpochMetric) -> dict[str, Any]:
+    from experiments.services import METRIC_FIELDS
+
+    return {"epoch": metric.epoch, **{name: getattr(metric, name) for name in METRIC_FIELDS}}
+
+
+def recommendation_as_dict(row: Recommendation) -> dict[str, Any]:
+    return {"id": row.pk, "kind": row.kind, "priority": row.priority, "title": row.title,
+            "rationale": row.rationale, "changes": row.changes, "confidence": row.confidence,
+            "evidence": row.evidence, "outcome_delta": row.outcome_delta, "improved": row.improved}
+
+
+def visible_run(*, user, experiment_id: int) -> Experiment | None:
+    """The run if `user` may watch it live: its owner, or any staff member."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    if user.is_staff:
+        return Experiment.objects.filter(pk=experiment_id).first()
+    return experiment_get(user=user, experiment_id=experiment_id)
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def experiment_state(experiment: Experiment) -> dict[str, Any]:
+    return {
+        "id": experiment.pk,
+        "name": experiment.name,
+        "status": experiment.status,
+        "config": experiment.config,
+        "epochs": (experiment.config or {}).get("epochs"),
+        "epochs_done": experiment.epochs_done,
+        "best_val_accuracy": experiment.best_val_accuracy,
+        "best_epoch": experiment.best_epoch,
+        "test_accuracy": experiment.test_accuracy,
+        "test_loss": experiment.test_loss,
+        "confusion_matrix": experiment.confusion_matrix,
+        "per_class_accuracy": experiment.per_class_accuracy,
+        "message": experiment.message,
+        "error": experiment.error_message,
+        "performance_category": experiment.performance_category,
+        "analysis": experiment.analysis,
+        "cancel_requested": experiment.cancel_requested,
+        "attempts": experiment.attempts,
+        "parent": experiment.parent_id,
+        "created_at": _iso(experiment.created_at),
+        "started_at": _iso(experiment.started_at),
+        "finished_at": _iso(experiment.finished_at),
+    }
+
+
+def snapshot(*, user, experiment_id: int) -> dict[str, Any] | None:
+    """{"type": "snapshot", "seq", "experiment", "metrics", "recommendations"}, or None if not visible.
+
+    Reads the seq counter *before* the database (see the module docstring); the
+    caller must already be in the run's group.
+    """
+    seq = events.current_seq(experiment_id)
+    experiment = visible_run(user=user, experiment_id=experiment_id)
+    if experiment is None:
+        return None
+    metrics = [metrics_as_dict(m) for m in experiment_metrics(experiment=experiment)]
+    recommendations = [recommendation_as_dict(r)
+                       for r in experiment_recommendations(experiment=experiment)]
+    return {"type": "snapshot", "seq": seq, "experiment": experiment_state(experiment), "metrics": metrics,
+            "recommendations": recommendations}
+
+

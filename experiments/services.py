@@ -437,15 +437,9 @@ def recommendations_generate(*, experiment_id: int) -> list[Recommendation]:
             performance_category=analysis.category, analysis=analysis.summary)
     events.publish(experiment.pk, experiment.owner_id, {
         "type": "recommendations", "category": analysis.category, "summary": analysis.summary,
-        "recommendations": [recommendation_as_dict(row) for row in rows],
+        "recommendations": [selectors.recommendation_as_dict(row) for row in rows],
     })
     return rows
-
-
-def recommendation_as_dict(row: Recommendation) -> dict[str, Any]:
-    return {"id": row.pk, "kind": row.kind, "priority": row.priority, "title": row.title,
-            "rationale": row.rationale, "changes": row.changes, "confidence": row.confidence,
-            "evidence": row.evidence, "outcome_delta": row.outcome_delta, "improved": row.improved}
 
 
 def _record_advice_outcome(experiment: Experiment) -> None:
@@ -474,10 +468,6 @@ def recommendation_apply(*, recommendation: Recommendation, owner, enqueue: bool
     Recommendation.objects.filter(pk=recommendation.pk, applied_at__isnull=True).update(
         applied_at=timezone.now())
     return child
-
-
-def metrics_as_dict(metric: EpochMetric) -> dict[str, Any]:
-    return {"epoch": metric.epoch, **{name: getattr(metric, name) for name in METRIC_FIELDS}}
 
 
 __all__ = [

@@ -50,9 +50,14 @@ def quick_config():
     return dict(QUICK_CONFIG)
 
 
-@pytest.fixture(scope="session")
-def celery_worker_session(django_db_setup, django_db_blocker):
-    """One in-process Celery worker (solo pool, own thread) consuming the test queue."""
+@pytest.fixture
+def celery_worker(transactional_db, django_db_blocker):
+    """A real Celery worker (solo pool, its own thread) consuming the test queue, for one test.
+
+    Function-scoped on purpose: a worker alive between tests would train runs that other
+    tests create and expect to stay queued. The test's data is committed (transactional)
+    so the worker thread sees it.
+    """
     from celery.contrib.testing.worker import start_worker
     from celery.signals import task_postrun
     from django.db import connections
@@ -60,24 +65,19 @@ def celery_worker_session(django_db_setup, django_db_blocker):
     from tuner_site.celery import app
 
     def close_thread_connections(**_):
-        # The worker thread must not hold connections: transactional tests flush tables
-        # and the session ends by dropping the test database.
+        # The worker thread must not keep connections: tables are flushed after the test
+        # and the test database is dropped at the end of the session.
         connections.close_all()
 
+    _purge_test_queue()
     task_postrun.connect(close_thread_connections, weak=False)
     app.conf.worker_hijack_root_logger = False
-    with django_db_blocker.unblock():
+    try:
         with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
                           loglevel="WARNING", shutdown_timeout=60) as worker:
             yield worker
-    task_postrun.disconnect(close_thread_connections)
-
-
-@pytest.fixture
-def celery_worker(celery_worker_session, transactional_db):
-    """A running worker for one test; the test's data is committed so the worker sees it."""
-    _purge_test_queue()
-    yield celery_worker_session
+    finally:
+        task_postrun.disconnect(close_thread_connections)
 
 
 def _purge_test_queue() -> None:
@@ -107,3 +107,16 @@ def wait_for_status(experiment, statuses, timeout: float = 60.0):
 
     wait_for(finished, timeout, message=f"experiment #{experiment.pk} to reach {sorted(statuses)}")
     return experiment
+
+
+@pytest.fixture(autouse=True)
+def fresh_event_counters(settings):
+    """Row ids are reused after a transactional test flushes its tables; so must seq counters be."""
+    import redis
+
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(f"{prefix}:seq:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

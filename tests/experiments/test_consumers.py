@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 
-from experiments import events, services
+from experiments import events, selectors, services
 from experiments.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, MAX_CLIENT_MESSAGE_BYTES
 from experiments.models import EpochMetric, Experiment, Recommendation
 from experiments.routing import websocket_urlpatterns
@@ -163,7 +163,7 @@ def test_a_mid_run_connect_gets_the_stored_metrics_and_only_newer_events(user):
     assert snapshot["seq"] == last_missed["seq"]
     assert snapshot["experiment"]["status"] == "running"
     assert snapshot["experiment"]["epochs_done"] == 2
-    assert snapshot["metrics"] == [services.metrics_as_dict(m) for m in stored]
+    assert snapshot["metrics"] == [selectors.metrics_as_dict(m) for m in stored]
     assert set(snapshot["metrics"][0]) == {"epoch"} | METRIC_KEYS
     # Forwarded unchanged, and newer than the snapshot.
     assert forwarded == later
@@ -189,7 +189,7 @@ def test_a_finished_runs_snapshot_has_its_results_and_recommendations(user):
     state = snapshot["experiment"]
     assert (state["status"], state["test_accuracy"], state["test_loss"]) == ("succeeded", 0.79, 0.6)
     assert (state["performance_category"], state["analysis"]) == ("good", {"verdict": "fine"})
-    assert snapshot["recommendations"] == [services.recommendation_as_dict(advice)]
+    assert snapshot["recommendations"] == [selectors.recommendation_as_dict(advice)]
     assert snapshot["recommendations"][0]["changes"] == {"epochs": 20}
 
 
@@ -306,7 +306,7 @@ def test_a_subscriber_sees_a_real_run_from_start_to_finish(celery_worker, user, 
     epoch_events = [m for m in received if m["type"] == "epoch"]
     assert [m["epoch"] for m in epoch_events] == [1, 2, 3]
     assert all(METRIC_KEYS <= set(m) and m["epochs"] == 3 for m in epoch_events)
-    stored = [services.metrics_as_dict(m) for m in EpochMetric.objects.filter(experiment=experiment)]
+    stored = [selectors.metrics_as_dict(m) for m in EpochMetric.objects.filter(experiment=experiment)]
     assert [{key: m[key] for key in ("epoch", *METRIC_KEYS)} for m in epoch_events] == stored
 
     finished = received[-1]

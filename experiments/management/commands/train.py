@@ -31,8 +31,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections, connections
 
 from experiments import events, services
-from experiments.consumers import snapshot
 from experiments.models import Experiment
+from experiments.selectors import snapshot
 from training.cli import EXIT_FAILURE, EXIT_USAGE, _flag
 from training.config import FIELDS
 
