@@ -107,16 +107,3 @@ def wait_for_status(experiment, statuses, timeout: float = 60.0):
 
     wait_for(finished, timeout, message=f"experiment #{experiment.pk} to reach {sorted(statuses)}")
     return experiment
-
-
-@pytest.fixture(autouse=True)
-def fresh_event_counters(settings):
-    """Row ids are reused after a transactional test flushes its tables; so must seq counters be."""
-    import redis
-
-    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = list(client.scan_iter(f"{prefix}:seq:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()

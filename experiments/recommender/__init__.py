@@ -1,0 +1,11 @@
+"""The run recommender: explains what went wrong in a training run and proposes exact config changes.
+
+Pure Python + NumPy (no Django): callers pass plain data.
+
+    from experiments.recommender import RunSummary, analyze
+    analysis = analyze(RunSummary(config=cfg, status="succeeded", epochs=[...]), history=[...])
+"""
+
+from .analysis import THRESHOLDS, Advice, Analysis, RunSummary, analyze
+
+__all__ = ["THRESHOLDS", "Advice", "Analysis", "RunSummary", "analyze"]
