@@ -447,7 +447,10 @@ def _record_advice_outcome(experiment: Experiment) -> None:
     advice = experiment.source_recommendation
     if advice is None:
         return
-    parent_best = advice.experiment.best_val_accuracy
+    parent = advice.experiment
+    parent_best = parent.best_val_accuracy
+    if parent_best is None and parent.status in (Status.DIVERGED, Status.FAILED):
+        parent_best = 0.0  # it produced no usable network at all
     child_best = experiment.best_val_accuracy if experiment.status != Status.DIVERGED else None
     delta = None
     if parent_best is not None:

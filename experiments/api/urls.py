@@ -1,6 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
+import experiments.api.inspect_views as inspect_views
 from experiments.api import views
 
 app_name = "api"
@@ -17,6 +18,12 @@ urlpatterns = [
          name="experiment-metrics"),
     path("experiments/<int:experiment_id>/weights/", views.ExperimentWeightsView.as_view(),
          name="experiment-weights"),
+    path("experiments/<int:experiment_id>/predict/", inspect_views.ExperimentPredictView.as_view(),
+         name="experiment-predict"),
+    path("experiments/<int:experiment_id>/misclassified/", inspect_views.ExperimentMisclassifiedView.as_view(),
+         name="experiment-misclassified"),
+    path("experiments/<int:experiment_id>/filters/", inspect_views.ExperimentFiltersView.as_view(),
+         name="experiment-filters"),
     path("recommendations/<int:recommendation_id>/apply/", views.RecommendationApplyView.as_view(),
          name="recommendation-apply"),
     path("recommender/stats/", views.RecommenderStatsView.as_view(), name="recommender-stats"),

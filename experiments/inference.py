@@ -1,0 +1,257 @@
+"""Inference on a finished run's stored weights: predictions, misclassified test images, filters.
+
+A run's weights file (`Experiment.weights_path`, an .npz with W0, b0, W1, b1, ... and
+class_names) holds the parameters only. The inputs must be normalised as in training,
+with the pixel mean and standard deviation of *that run's* training split, so those are
+recomputed from the run's config (validation_fraction, seed, train_size) with
+`training.data.prepare_dataset` and memoised (two floats per distinct split).
+
+Per process, the last few loaded networks and the last few misclassification summaries
+are kept (keyed by run id and the weights file's path, size and mtime, so a replaced
+file is reloaded). Networks reuse internal buffers in `forward`, so every use of one
+holds its lock.
+
+Errors are `services.ServiceError` subclasses, so the API answers them with their
+status code and {"detail": message}: no weights (409), weights file gone (404),
+weights that do not fit the run's network (409), dataset unavailable (503).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from experiments.models import Experiment
+from experiments.services import ServiceError
+from training.config import ConfigError, TrainingConfig
+from training.data import CLASS_NAMES, N_PIXELS, Dataset, DatasetError, load_fashion_mnist, prepare_dataset
+from training.network import Network
+from training.trainer import EVAL_CHUNK, build_network
+
+MODEL_CACHE_SIZE = 4
+MISCLASSIFIED_CACHE_SIZE = 8
+
+
+class InferenceError(ServiceError):
+    status_code = 409
+
+
+class NoWeights(InferenceError):
+    status_code = 409
+
+
+class WeightsMissing(InferenceError):
+    status_code = 404
+
+
+class WeightsUnusable(InferenceError):
+    status_code = 409
+
+
+class DataUnavailable(InferenceError):
+    status_code = 503
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """A run's network with the normalisation of its training split."""
+
+    experiment_id: int
+    network: Network
+    normalizer: Dataset  # only .normalize (mean/std) is used
+    class_names: tuple[str, ...]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def first_layer(self) -> np.ndarray:
+        """W0, shape (784, units)."""
+        return self.network.dense[0].params["W"]
+
+    def logits_and_proba(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (n, 784) -> (logits (n, k), probabilities (n, k)), in chunks like the trainer's evaluate."""
+        n = pixels.shape[0]
+        k = self.network.sizes[-1]
+        logits = np.empty((n, k), np.float32)
+        buffer = np.empty((min(max(n, 1), EVAL_CHUNK), pixels.shape[1]), np.float32)
+        with self.lock:
+            for start in range(0, n, EVAL_CHUNK):
+                stop = min(start + EVAL_CHUNK, n)
+                chunk = self.normalizer.normalize(pixels[start:stop], out=buffer[: stop - start])
+                logits[start:stop] = self.network.forward(chunk, training=False)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        np.exp(shifted, out=shifted)
+        shifted /= shifted.sum(axis=1, keepdims=True)
+        return logits, shifted
+
+
+@dataclass(frozen=True)
+class Misclassified:
+    """The test images a run gets wrong, most confidently wrong first."""
+
+    indices: np.ndarray      # int64 (m,), into the test set
+    true: np.ndarray         # int64 (m,)
+    predicted: np.ndarray    # int64 (m,)
+    confidence: np.ndarray   # float32 (m,), probability of the predicted class
+    test_count: int
+
+
+_lock = threading.Lock()
+_models: OrderedDict[tuple, LoadedModel] = OrderedDict()
+_misclassified: OrderedDict[tuple, Misclassified] = OrderedDict()
+_stats: dict[tuple, tuple[float, float]] = {}
+
+
+def clear_caches() -> None:
+    with _lock:
+        _models.clear()
+        _misclassified.clear()
+        _stats.clear()
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _raw():
+    try:
+        # Never download inside a request: the workers that trained the run have the files.
+        return load_fashion_mnist(download=False)
+    except DatasetError as exc:
+        raise DataUnavailable(f"The Fashion-MNIST data is not available on this server: {exc}") from None
+
+
+def test_set() -> tuple[np.ndarray, np.ndarray]:
+    """The test images uint8 (n, 784) and labels int64 (n,)."""
+    raw = _raw()
+    return raw.test_images, np.asarray(raw.test_labels).astype(np.int64)
+
+
+def test_count() -> int:
+    return int(_raw().test_images.shape[0])
+
+
+def _normalizer(config: TrainingConfig) -> Dataset:
+    key = (config.validation_fraction, config.seed, config.train_size)
+    with _lock:
+        stats = _stats.get(key)
+    if stats is None:
+        try:
+            data = prepare_dataset(_raw(), validation_fraction=config.validation_fraction, seed=config.seed,
+                                   train_size=config.train_size)
+        except DatasetError as exc:
+            raise DataUnavailable(f"Cannot rebuild this run's training split: {exc}") from None
+        stats = (data.mean, data.std)
+        with _lock:
+            _stats[key] = stats
+    empty = np.empty((0, N_PIXELS), np.uint8)
+    labels = np.empty(0, np.int64)
+    return Dataset(x_train=empty, y_train=labels, x_val=empty, y_val=labels, x_test=empty, y_test=labels,
+                   mean=stats[0], std=stats[1])
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _cache_key(experiment: Experiment) -> tuple:
+    if not experiment.weights_path:
+        raise NoWeights(
+            f"Run #{experiment.pk} has no weights (it is {experiment.status}; weights are stored when a "
+            "run succeeds), so it cannot be inspected or asked for predictions.")
+    try:
+        stat = os.stat(experiment.weights_path)
+    except OSError:
+        raise WeightsMissing(f"The weights file of run #{experiment.pk} is missing.") from None
+    return (experiment.pk, experiment.weights_path, stat.st_size, stat.st_mtime_ns)
+
+
+def load_model(experiment: Experiment) -> LoadedModel:
+    """The run's network with its stored weights (cached per process)."""
+    key = _cache_key(experiment)
+    with _lock:
+        model = _models.get(key)
+        if model is not None:
+            _models.move_to_end(key)
+            return model
+    model = _load(experiment)
+    with _lock:
+        _models[key] = model
+        _models.move_to_end(key)
+        while len(_models) > MODEL_CACHE_SIZE:
+            _models.popitem(last=False)
+    return model
+
+
+def _load(experiment: Experiment) -> LoadedModel:
+    try:
+        config = TrainingConfig.from_dict(experiment.config)
+    except ConfigError as exc:
+        raise WeightsUnusable(f"Run #{experiment.pk} has an invalid configuration: {exc}") from None
+    try:
+        with np.load(experiment.weights_path, allow_pickle=False) as stored:
+            weights = {name: stored[name] for name in stored.files if name[:1] in "Wb" and name[1:].isdigit()}
+            names = tuple(str(n) for n in stored["class_names"]) if "class_names" in stored.files else CLASS_NAMES
+    except FileNotFoundError:
+        raise WeightsMissing(f"The weights file of run #{experiment.pk} is missing.") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise WeightsUnusable(f"The weights file of run #{experiment.pk} is unreadable: {exc}") from None
+    network = build_network(config, np.random.default_rng(0))
+    try:
+        network.load_weights(weights)
+    except ValueError as exc:
+        raise WeightsUnusable(f"The weights of run #{experiment.pk} do not fit its network: {exc}") from None
+    if len(names) != network.sizes[-1]:
+        names = CLASS_NAMES
+    return LoadedModel(experiment_id=experiment.pk, network=network, normalizer=_normalizer(config),
+                       class_names=names)
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def predict(experiment: Experiment, pixels: np.ndarray) -> np.ndarray:
+    """Class probabilities (k,) float for one image of 784 pixel values 0..255."""
+    model = load_model(experiment)
+    image = np.clip(np.rint(np.asarray(pixels, dtype=np.float64)), 0, 255).astype(np.uint8).reshape(1, N_PIXELS)
+    _, proba = model.logits_and_proba(image)
+    return proba[0]
+
+
+def misclassified(experiment: Experiment) -> Misclassified:
+    """Every test image the run's stored network gets wrong (cached per process)."""
+    key = _cache_key(experiment)
+    with _lock:
+        found = _misclassified.get(key)
+        if found is not None:
+            _misclassified.move_to_end(key)
+            return found
+    model = load_model(experiment)
+    images, labels = test_set()
+    logits, proba = model.logits_and_proba(images)
+    predictions = logits.argmax(axis=1)  # as the trainer's evaluate: argmax of the logits
+    wrong = np.flatnonzero(predictions != labels)
+    confidence = proba[wrong, predictions[wrong]]
+    order = np.lexsort((wrong, -confidence))  # most confidently wrong first, then by index
+    found = Misclassified(indices=wrong[order].astype(np.int64), true=labels[wrong][order],
+                          predicted=predictions[wrong][order].astype(np.int64),
+                          confidence=confidence[order].astype(np.float32), test_count=len(labels))
+    with _lock:
+        _misclassified[key] = found
+        _misclassified.move_to_end(key)
+        while len(_misclassified) > MISCLASSIFIED_CACHE_SIZE:
+            _misclassified.popitem(last=False)
+    return found
+
+
+def first_layer_filters(experiment: Experiment, limit: int) -> tuple[np.ndarray, int]:
+    """(uint8 (min(limit, units), 784), units): W0's columns, each min-max scaled to 0..255."""
+    model = load_model(experiment)
+    weights = model.first_layer  # (784, units)
+    units = weights.shape[1]
+    columns = np.asarray(weights[:, :limit], dtype=np.float64).T  # (n, 784)
+    low = columns.min(axis=1, keepdims=True)
+    span = columns.max(axis=1, keepdims=True) - low
+    scaled = np.where(span > 0, (columns - low) / np.where(span > 0, span, 1.0) * 255.0, 127.5)
+    return np.rint(scaled).astype(np.uint8), units
