@@ -553,6 +553,7 @@
     try {
       const schema = await api.get(urls.schema);
       buildControls(schema);
+      loadConfigParam();
     } catch (err) {
       const retry = el("button", { type: "button", class: "secondary-button", text: "Retry" });
       retry.addEventListener("click", () => {
@@ -1051,6 +1052,25 @@
     if (id === null) { if (state.runId !== null) unfollow(); }
     else if (id !== state.runId) follow(id, { restore: true });
   });
+
+  // "Open in tuner" links from a run page carry ?config=<JSON>: load it into the controls.
+  function loadConfigParam() {
+    const url = new URL(window.location.href);
+    const raw = url.searchParams.get("config");
+    if (!raw) return;
+    url.searchParams.delete("config");
+    window.history.replaceState(window.history.state, "", url);
+    let config = null;
+    try { config = JSON.parse(raw); } catch (err) { config = null; }
+    if (!config || typeof config !== "object" || Array.isArray(config)) {
+      setText(dom.formError, "The configuration in the link could not be read.");
+      return;
+    }
+    const known = Object.fromEntries(Object.entries(config).filter(([name]) => state.controls[name]));
+    setControls({ ...(state.schema.defaults || {}), ...known });
+    afterChange();
+    announce("Loaded the configuration from the run page. Press INITIALIZE TRAINING SEQUENCE to run it.");
+  }
 
   function runParam() {
     const raw = new URLSearchParams(window.location.search).get("run");
