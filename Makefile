@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench lint lock venv assets clean
+.PHONY: run test test-fast bench lint lock venv assets browser clean
 
 venv: $(STAMP) assets
 
@@ -21,14 +21,19 @@ $(STAMP): requirements.txt
 	@touch $(STAMP)
 
 run: venv
-	$(PY) -m training fit
+	$(PY) manage.py runlab
 
 # The full suite runs on PostgreSQL (the production database); a quick subset again on
 # SQLite, the embedded default of `make run`. Both use the machine's real Redis.
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
-test: venv
+test: venv browser
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(PY) -m pytest
 	DATABASE_URL= $(PY) -m pytest -m "not slow and not browser" -q tests/experiments/test_worker_flow.py tests/experiments/test_api.py
+
+# The browser tests (tests/browser, marker `browser`) drive Debian's chromium through the Playwright
+# of the venv; Playwright's own browser download is never used. Installing needs root (apt-get).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 test-fast: venv
 	$(PY) -m pytest -m "not slow"
