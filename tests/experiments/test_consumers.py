@@ -334,7 +334,6 @@ def _session_headers(username: str, password: str, origin: bytes) -> list[tuple[
     return [(b"cookie", cookie.encode()), (b"origin", origin), (b"host", b"localhost")]
 
 
-@pytest.mark.filterwarnings("ignore:No directory at:UserWarning")  # whitenoise: no collected static
 def test_the_asgi_application_authenticates_by_session_cookie(user, other_user):
     from tuner_site.asgi import application
 
@@ -368,7 +367,6 @@ def test_the_asgi_application_authenticates_by_session_cookie(user, other_user):
     assert snapshot["type"] == "snapshot" and snapshot["experiment"]["id"] == experiment.pk
 
 
-@pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 def test_the_asgi_application_refuses_a_foreign_origin(user):
     from tuner_site.asgi import application
 
