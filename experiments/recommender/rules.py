@@ -93,6 +93,12 @@ def _lr_is_high(cfg: dict) -> bool:
     return cfg["learning_rate"] >= T["high_lr_for_optimizer"].get(cfg["optimizer"], math.inf)
 
 
+def _lr_is_very_high(cfg: dict) -> bool:
+    """So far above the optimizer's usual range that warm-up and clipping cannot save the run."""
+    high = T["high_lr_for_optimizer"].get(cfg["optimizer"], math.inf)
+    return cfg["learning_rate"] >= T["very_high_lr_multiple"] * high
+
+
 def _longer(epochs: int) -> int:
     """A longer run: x more_epochs_factor, at least extra_epochs_min more, at most 200."""
     return int(min(200, max(epochs + T["extra_epochs_min"], round(epochs * T["more_epochs_factor"]))))
@@ -264,7 +270,10 @@ def instability(ctx: Context) -> list[Advice]:
                 "gradient_spikes": [{"epoch": int(c.epoch[i]), "ratio": r} for i, r in grad_spikes],
                 "gradient_norm_percentile": clip,
                 "thresholds": {"loss_spike": T["loss_spike"], "grad_spike_ratio": T["grad_spike_ratio"]}}
-    return [make_advice("instability", "high", "Unstable early training: add warm-up and gradient clipping",
+    # The Playbook's order (warm-up and clipping before a lower rate) holds for rates in the
+    # usual range; far above it, the rate itself is the problem and its advice comes first.
+    priority = "medium" if _lr_is_very_high(cfg) else "high"
+    return [make_advice("instability", priority, "Unstable early training: add warm-up and gradient clipping",
                         rationale, changes, confidence, evidence)]
 
 
@@ -312,7 +321,7 @@ def lr_too_high(ctx: Context) -> list[Advice]:
     if _lr_is_high(cfg):
         parts.append(f"{sig(lr)} is high for {cfg['optimizer']} (>= "
                      f"{sig(T['high_lr_for_optimizer'][cfg['optimizer']])})")
-    priority = "medium" if unstable else "high"
+    priority = "medium" if unstable and not _lr_is_very_high(cfg) else "high"
     confidence = 0.45
     if oscillation:
         confidence = 0.55 + 0.25 * _ramp(oscillation[2], T["oscillation_fraction"], 0.3)

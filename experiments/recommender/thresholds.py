@@ -68,6 +68,8 @@ THRESHOLDS: dict = {
     # sgd 0.05-0.2, momentum(0.9) 0.005-0.05, adam/rmsprop 3e-4-3e-3); used to choose fixes.
     "low_lr_for_optimizer": {"sgd": 0.01, "momentum": 0.003, "rmsprop": 1e-4, "adam": 1e-4},
     # A rate at or above these counts as high (adam at 0.01 oscillates and kills ReLUs here).
+    # A rate >= 3x the optimizer's "high" value: lowering it outranks warm-up/clipping.
+    "very_high_lr_multiple": 3.0,
     "high_lr_for_optimizer": {"sgd": 0.5, "momentum": 0.1, "rmsprop": 0.01, "adam": 0.01},
     # --- overfitting ----------------------------------------------------------------------------------
     "overfit_gap_points": 4.0,  # train - val accuracy at the last epoch above this ...

@@ -865,3 +865,15 @@ def test_history_changes_move_toward_the_best_run_and_validate(configs, accuraci
         for name, value in advice.changes.items():
             assert name != "seed" and value == best.config[name] and value != run.config[name]
     assert "went with" in advice.rationale or "stands out" in advice.rationale
+
+
+@pytest.mark.parametrize("optimizer, learning_rate, instability_priority", [
+    ("adam", 0.005, "high"),    # usual range: warm-up and clipping first (the Playbook's order)
+    ("adam", 0.03, "medium"),   # 3x the high value for Adam: the rate itself is the problem
+])
+def test_a_far_too_high_rate_outranks_warm_up_and_clipping(optimizer, learning_rate, instability_priority):
+    curves = healthy_converged(10)
+    curves["train_loss"][0] = 4.95
+    run = make_run(**curves, optimizer=optimizer, learning_rate=learning_rate, epochs=10)
+    advice = one(analyze(run), "instability")
+    assert advice.priority == instability_priority
