@@ -68,6 +68,10 @@ THRESHOLDS: dict = {
     # sgd 0.05-0.2, momentum(0.9) 0.005-0.05, adam/rmsprop 3e-4-3e-3); used to choose fixes.
     "low_lr_for_optimizer": {"sgd": 0.01, "momentum": 0.003, "rmsprop": 1e-4, "adam": 1e-4},
     # A rate at or above these counts as high (adam at 0.01 oscillates and kills ReLUs here).
+    # "more epochs" expected gain: at most half the distance to 91 % (about the best an MLP
+    # reaches on Fashion-MNIST validation), whatever the log-fit of the curve says.
+    "mlp_ceiling_accuracy": 0.91,
+    "extrapolation_headroom_share": 0.5,
     # A rate >= 3x the optimizer's "high" value: lowering it outranks warm-up/clipping.
     "very_high_lr_multiple": 3.0,
     "high_lr_for_optimizer": {"sgd": 0.5, "momentum": 0.1, "rmsprop": 0.01, "adam": 0.01},
