@@ -116,7 +116,8 @@ WSGI_APPLICATION = None
 ASGI_APPLICATION = "tuner_site.asgi.application"
 
 DATABASE_URL = env("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
+                                              conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes epochs.
     DATABASES["default"]["OPTIONS"] = {
@@ -183,6 +184,27 @@ CELERY_TASK_TIME_LIMIT = TUNER_MAX_RUN_SECONDS
 CELERY_TASK_SOFT_TIME_LIMIT = TUNER_MAX_RUN_SECONDS - 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A worker that loses its broker connection cancels its acks_late tasks instead of finishing
+# work whose message Redis will hand out again (Celery 6 default; silences its warning).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Reliability (experiments/services.py "reliability"): a running worker touches heartbeat_at
+# after every epoch and every TUNER_HEARTBEAT_SECONDS between batches; a running run whose
+# heartbeat is older than TUNER_HEARTBEAT_STALE_SECONDS is taken for abandoned (its worker was
+# killed) and re-enqueued. The stale threshold must stay well above TUNER_HEARTBEAT_SECONDS and
+# above the slowest stretch without a batch (the first dataset load, one batch on a busy host).
+TUNER_HEARTBEAT_SECONDS = float(env("TUNER_HEARTBEAT_SECONDS", "10"))
+TUNER_HEARTBEAT_STALE_SECONDS = float(env("TUNER_HEARTBEAT_STALE_SECONDS", "120"))
+TUNER_RECONCILE_INTERVAL_SECONDS = float(env("TUNER_RECONCILE_INTERVAL_SECONDS", "60"))
+# Runs by `celery beat` (or a worker started with -B); every worker also reconciles at start-up.
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-runs": {
+        "task": "experiments.reconcile_runs",
+        "schedule": TUNER_RECONCILE_INTERVAL_SECONDS,
+        # A reconcile that waited longer than one interval in the queue is superseded by the next.
+        "options": {"expires": TUNER_RECONCILE_INTERVAL_SECONDS},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 CHANNEL_LAYERS = {
     "default": {
@@ -215,6 +237,27 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": [],
+    # Abuse limits (counted in the shared Redis cache below; 429 + Retry-After when exceeded).
+    # Views opt in with `throttle_scope`: run creation per user, token exchange per client address.
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "run_create": env("TUNER_THROTTLE_RUN_CREATE", "60/min"),
+        "auth": env("TUNER_THROTTLE_AUTH", "20/min"),
+    },
+    # Client address for the per-address limits: REMOTE_ADDR by default (X-Forwarded-For is not
+    # trusted); behind N reverse proxies set TUNER_NUM_PROXIES=N.
+    "NUM_PROXIES": env_int("TUNER_NUM_PROXIES", 0),
+}
+
+# The throttles' counters live here, so every web process shares them. Tests get their own
+# key prefix (TUNER_CHANNEL_PREFIX is per test run), so they never see a server's counters.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env("TUNER_CACHE_PREFIX", env("TUNER_CHANNEL_PREFIX", "tuner")),
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tuner API",
@@ -227,20 +270,36 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# LOG_FORMAT=json (the default in production): one JSON object per line, with `experiment_id`
+# when the call passed one (tuner_site/logging.py); LOG_FORMAT=plain for humans.
+LOG_FORMAT = env("LOG_FORMAT", "json" if PRODUCTION else "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "tuner_site.logging.JsonLinesFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
 if PRODUCTION:
+    # DEBUG stays off unless DEBUG=1 is set explicitly (and then `check --deploy` complains).
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-"):
+        raise ImproperlyConfigured("SECRET_KEY must be a long random value (50+ characters) in production")
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # /health is probed over plain HTTP inside the container network.
+    SECURE_REDIRECT_EXEMPT = [r"^health$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_HTTPONLY = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    X_FRAME_OPTIONS = "DENY"

@@ -31,6 +31,7 @@ from experiments import health, selectors, services
 from experiments.api import serializers as s
 from experiments.models import Experiment
 from training.config import config_schema
+from tuner_site.throttling import WriteScopedRateThrottle
 
 # --------------------------------------------------------------------------- plumbing
 
@@ -89,8 +90,10 @@ class ApiView(APIView):
         return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
-        # Errors are JSON even when the request asked for CSV (the CSV renderer only knows epochs).
-        if getattr(response, "exception", False) and isinstance(response, Response):
+        # Errors, and anything else that is not a list of epochs (e.g. OPTIONS metadata), are JSON
+        # even when the request asked for CSV: the CSV renderer only knows epochs.
+        if isinstance(response, Response) and (getattr(response, "exception", False)
+                                               or not isinstance(response.data, list)):
             if isinstance(getattr(request, "accepted_renderer", None), CSVRenderer):
                 request.accepted_renderer = renderers.JSONRenderer()
                 request.accepted_media_type = request.accepted_renderer.media_type
@@ -159,7 +162,9 @@ class TokenObtainThrottle(SimpleRateThrottle):
 class TokenObtainView(ApiView):
     authentication_classes: list = []  # no session, so no CSRF check: scripts post plain JSON
     permission_classes = [AllowAny]
-    throttle_classes = [TokenObtainThrottle]
+    # settings.REST_FRAMEWORK rate "auth", per client address (shared across processes via Redis)
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "auth"
 
     @extend_schema(
         tags=["auth"], auth=[], request=s.TokenObtainInputSerializer,
@@ -207,6 +212,8 @@ class SwaggerView(SpectacularSwaggerView):
 class ExperimentListCreateView(ApiView):
     parser_classes = [parsers.JSONParser]  # config is a nested object: JSON only
     pagination_class = ExperimentPagination  # read by drf-spectacular for the paginated schema
+    throttle_classes = [WriteScopedRateThrottle]  # POST only: listing stays unthrottled
+    throttle_scope = "run_create"
 
     @extend_schema(
         tags=["experiments"], parameters=[s.ExperimentListFilterSerializer],
@@ -262,6 +269,9 @@ class ExperimentCancelView(ApiView):
 
 
 class ExperimentRerunView(ApiView):
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "run_create"
+
     @extend_schema(tags=["experiments"], request=None,
                    responses={201: s.ExperimentDetailOutputSerializer, 400: CONFIG_INVALID, 401: UNAUTHENTICATED,
                               404: NOT_FOUND, 429: QUOTA},
@@ -331,6 +341,9 @@ class HealthView(ApiView):
 
 
 class RecommendationApplyView(ApiView):
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "run_create"
+
     @extend_schema(tags=["recommendations"], request=None,
                    responses={201: s.ExperimentDetailOutputSerializer, 400: CONFIG_INVALID, 401: UNAUTHENTICATED,
                               404: NOT_FOUND, 429: QUOTA},

@@ -10,7 +10,9 @@ def fresh_event_counters(settings):
 
     prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
     client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = list(client.scan_iter(f"{prefix}:seq:*"))
+    # Throttle counters live in the Redis cache too; user ids repeat across tests.
+    cache_prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    keys = list(client.scan_iter(f"{prefix}:seq:*")) + list(client.scan_iter(f"{cache_prefix}:*throttle*"))
     if keys:
         client.delete(*keys)
     client.close()
