@@ -18,9 +18,10 @@ class Experiment(models.Model):
         FAILED = "failed", "Failed"
         DIVERGED = "diverged", "Diverged"
         CANCELLED = "cancelled", "Cancelled"
+        PRUNED = "pruned", "Pruned"  # a sweep trial its pruner stopped early (epochs kept)
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
-    FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.DIVERGED, Status.CANCELLED)
+    FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.DIVERGED, Status.CANCELLED, Status.PRUNED)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                               related_name="experiments")
@@ -32,6 +33,10 @@ class Experiment(models.Model):
     source_recommendation = models.ForeignKey(
         "Recommendation", null=True, blank=True, on_delete=models.SET_NULL, related_name="applied_runs",
         help_text="The recommendation whose changes created this run (Apply & Run).")
+    sweep = models.ForeignKey("Sweep", null=True, blank=True, on_delete=models.SET_NULL, related_name="trials",
+                              help_text="The sweep this run is a trial of.")
+    trial_number = models.PositiveIntegerField(null=True, blank=True,
+                                               help_text="1-based number of the trial within its sweep.")
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -69,9 +74,12 @@ class Experiment(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=["queued", "running", "succeeded", "failed", "diverged",
-                                        "cancelled"]),
+                                        "cancelled", "pruned"]),
                 name="experiment_status_valid",
             ),
+            models.UniqueConstraint(fields=["sweep", "trial_number"], name="experiment_unique_sweep_trial"),
+            models.CheckConstraint(condition=Q(sweep__isnull=True) | Q(trial_number__gte=1),
+                                   name="experiment_sweep_trial_numbered"),
             models.CheckConstraint(
                 condition=Q(best_val_accuracy__isnull=True)
                 | Q(best_val_accuracy__gte=0, best_val_accuracy__lte=1),
@@ -153,3 +161,91 @@ class Recommendation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.priority}: {self.title}"
+
+
+class Sweep(models.Model):
+    """A batch of runs (trials) searched by one strategy within a search space.
+
+    The trials are Experiment rows (Experiment.sweep / trial_number) and the only record
+    of what the search has learned: experiments/sweeps.py rebuilds the optimiser's state
+    from them whenever it asks for new parameters or decides about pruning.
+    """
+
+    class Strategy(models.TextChoices):
+        GRID = "grid", "Grid"
+        RANDOM = "random", "Random"
+        TPE = "tpe", "TPE (Bayesian)"
+        QMC = "qmc", "Quasi-Monte Carlo"
+
+    class Pruner(models.TextChoices):
+        NONE = "none", "None"
+        MEDIAN = "median", "Median"
+        ASHA = "asha", "Successive halving (ASHA)"
+
+    class SecondObjective(models.TextChoices):
+        NONE = "none", "None"
+        SECONDS = "seconds", "Training seconds (minimise)"
+        PARAMETERS = "parameters", "Parameter count (minimise)"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        CANCELLED = "cancelled", "Cancelled"
+
+    OBJECTIVE = "val_accuracy"  # maximised; the best validation accuracy of a trial
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    MAX_BUDGET = 200
+    MAX_PARALLELISM = 8
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sweeps")
+    name = models.CharField(max_length=200, blank=True)
+    base_config = models.JSONField(help_text="The full validated config every trial starts from.")
+    space = models.JSONField(help_text='{field: {"values": [...]}} or {field: {"low", "high", "scale", "type"}}.')
+    strategy = models.CharField(max_length=8, choices=Strategy.choices, default=Strategy.TPE)
+    objective = models.CharField(max_length=32, default=OBJECTIVE, editable=False,
+                                 help_text="Maximised: the trial's best validation accuracy.")
+    second_objective = models.CharField(max_length=12, choices=SecondObjective.choices,
+                                        default=SecondObjective.NONE,
+                                        help_text="Minimised alongside the objective; the result is a Pareto front.")
+    budget = models.PositiveSmallIntegerField(help_text="Most trials the sweep creates.")
+    trials_created = models.PositiveSmallIntegerField(
+        default=0, help_text="Trials created so far (the last trial_number); deleted ones still count.")
+    parallelism = models.PositiveSmallIntegerField(default=2, help_text="Most trials queued or running at once.")
+    pruner = models.CharField(max_length=8, choices=Pruner.choices, default=Pruner.NONE)
+    seed = models.PositiveIntegerField(default=0, help_text="Seeds the sampler: same seed and results, same trials.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    best_trial = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    warm_start = models.BooleanField(default=False,
+                                     help_text="Seed the search with the owner's earlier matching runs.")
+    warm_start_runs = models.JSONField(default=list, blank=True,
+                                       help_text="Ids of the earlier runs imported as completed trials.")
+    message = models.TextField(blank=True, help_text="Why the sweep ended, or why it is waiting.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "status"], name="sweep_owner_status"),
+            models.Index(fields=["owner", "-created_at"], name="sweep_owner_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=["queued", "running", "finished", "cancelled"]),
+                                   name="sweep_status_valid"),
+            models.CheckConstraint(condition=Q(strategy__in=["grid", "random", "tpe", "qmc"]),
+                                   name="sweep_strategy_valid"),
+            models.CheckConstraint(condition=Q(pruner__in=["none", "median", "asha"]), name="sweep_pruner_valid"),
+            models.CheckConstraint(condition=Q(second_objective__in=["none", "seconds", "parameters"]),
+                                   name="sweep_second_objective_valid"),
+            models.CheckConstraint(condition=Q(budget__gte=1, budget__lte=200), name="sweep_budget_range"),
+            models.CheckConstraint(condition=Q(parallelism__gte=1, parallelism__lte=8),
+                                   name="sweep_parallelism_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"sweep #{self.pk} {self.name or ''} ({self.strategy}, {self.status})".replace("  ", " ")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES

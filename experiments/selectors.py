@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from experiments import events
-from experiments.models import EpochMetric, Experiment, Recommendation
+from experiments.models import EpochMetric, Experiment, Recommendation, Sweep
 
 ORDERING_FIELDS = ("created_at", "best_val_accuracy", "test_accuracy", "status", "name", "epochs_done",
                    "finished_at")
@@ -171,3 +171,174 @@ def snapshot(*, user, experiment_id: int) -> dict[str, Any] | None:
             "recommendations": recommendations}
 
 
+
+
+# --------------------------------------------------------------------------- sweeps
+
+SWEEP_ORDERING_FIELDS = ("created_at", "name", "status", "strategy")
+WARM_START_LIMIT = 500
+
+
+def sweeps_visible_to(*, user) -> QuerySet[Sweep]:
+    """Sweeps a user may see: their own (staff review through the admin)."""
+    return Sweep.objects.filter(owner=user)
+
+
+def sweep_list(*, user, status: str | None = None) -> QuerySet[Sweep]:
+    from django.db.models import Count
+
+    sweeps = sweeps_visible_to(user=user).annotate(trial_count=Count("trials")).select_related("best_trial")
+    if status:
+        sweeps = sweeps.filter(status__in=status.split(","))
+    return sweeps
+
+
+def sweep_get(*, user, sweep_id: int) -> Sweep | None:
+    """The sweep if `user` may see it, else None (the API answers 404 either way)."""
+    return sweeps_visible_to(user=user).filter(pk=sweep_id).first()
+
+
+def sweep_trials(*, sweep: Sweep) -> QuerySet[Experiment]:
+    return Experiment.objects.filter(sweep=sweep).order_by("trial_number", "id")
+
+
+def _trial_records(runs: QuerySet[Experiment], *, warm: bool = False) -> list:
+    """Plain-data trials (experiments.sweeps.TrialRecord) with their per-epoch val accuracies: two queries."""
+    from experiments.sweeps import TrialRecord
+
+    rows = list(runs.values("id", "trial_number", "status", "config", "best_val_accuracy", "test_accuracy",
+                            "epochs_done", "message", "error_message"))
+    epochs: dict[int, dict[int, float]] = {row["id"]: {} for row in rows}
+    seconds: dict[int, float] = {row["id"]: 0.0 for row in rows}
+    metrics = (EpochMetric.objects.filter(experiment_id__in=list(epochs))
+               .values_list("experiment_id", "epoch", "val_accuracy", "seconds"))
+    for experiment_id, epoch, val_accuracy, epoch_seconds in metrics:
+        epochs[experiment_id][epoch] = val_accuracy
+        seconds[experiment_id] += epoch_seconds
+    return [TrialRecord(number=0 if warm else row["trial_number"], experiment_id=row["id"], status=row["status"],
+                        config=row["config"] if isinstance(row["config"], dict) else {},
+                        best_val_accuracy=row["best_val_accuracy"], test_accuracy=row["test_accuracy"],
+                        epochs_done=row["epochs_done"], intermediate=epochs[row["id"]], seconds=seconds[row["id"]],
+                        message=row["message"] or row["error_message"], warm=warm)
+            for row in rows]
+
+
+def sweep_trial_records(*, sweep: Sweep) -> list:
+    """The sweep's trials as experiments.sweeps.TrialRecord, by trial number."""
+    return _trial_records(sweep_trials(sweep=sweep))
+
+
+def sweep_warm_records(*, sweep: Sweep) -> list:
+    """The earlier runs imported at creation (those still stored), as completed TrialRecords."""
+    ids = [i for i in (sweep.warm_start_runs or []) if isinstance(i, int)]
+    if not ids:
+        return []
+    runs = Experiment.objects.filter(pk__in=ids, owner_id=sweep.owner_id, status=Experiment.Status.SUCCEEDED)
+    return _trial_records(runs.order_by("id"), warm=True)
+
+
+def sweep_warm_start_candidates(*, owner) -> QuerySet[Experiment]:
+    """The owner's finished runs outside any sweep that have a result, newest first."""
+    return (Experiment.objects.filter(owner=owner, sweep__isnull=True, status=Experiment.Status.SUCCEEDED,
+                                      best_val_accuracy__isnull=False)
+            .order_by("-finished_at", "-id")[:WARM_START_LIMIT])
+
+
+def sweep_trial_record(*, experiment_id: int):
+    """One trial as a TrialRecord (for pruning decisions), or None if the run is not a sweep trial."""
+    records = _trial_records(Experiment.objects.filter(pk=experiment_id, sweep__isnull=False))
+    return records[0] if records else None
+
+
+def sweep_counts(*, sweep: Sweep, records=None) -> dict[str, int]:
+    records = sweep_trial_records(sweep=sweep) if records is None else records
+    counts = {status: 0 for status in Experiment.Status.values}
+    for record in records:
+        counts[record.status] = counts.get(record.status, 0) + 1
+    created = max(sweep.trials_created, max((r.number for r in records), default=0))
+    counts["total"] = len(records)
+    counts["active"] = counts["queued"] + counts["running"]
+    counts["remaining"] = max(0, _sweep_budget(sweep) - created) if sweep.status in Sweep.ACTIVE_STATUSES else 0
+    return counts
+
+
+def _sweep_budget(sweep: Sweep) -> int:
+    from experiments.sweeps import SweepSpec, SweepSpecError
+
+    try:
+        return SweepSpec.from_row(sweep).effective_budget
+    except SweepSpecError:
+        return sweep.budget
+
+
+def sweep_trial_row(spec, record) -> dict[str, Any]:
+    """One trial as the API and the CSV show it."""
+    return {
+        "id": record.experiment_id,
+        "trial_number": record.number,
+        "status": record.status,
+        "params": spec.params_of(record.config),
+        "best_val_accuracy": record.best_val_accuracy,
+        "test_accuracy": record.test_accuracy,
+        "epochs_done": record.epochs_done,
+        "seconds": round(record.seconds, 3),
+        "parameters": record.parameters,
+        "pruned": record.status == Experiment.Status.PRUNED,
+        "message": record.message,
+    }
+
+
+def sweep_detail(*, sweep: Sweep) -> dict[str, Any]:
+    """Everything the sweep page shows: its settings, trials, best, Pareto front, importance, warnings."""
+    from experiments import sweeps
+
+    records = sweep_trial_records(sweep=sweep)
+    spec = sweeps.SweepSpec.from_row(sweep)
+    analysis = sweeps.analyse(spec, records)
+    best_id = sweep.best_trial_id or analysis["best_trial"]
+    return {
+        "id": sweep.pk,
+        "name": sweep.name,
+        "status": sweep.status,
+        "strategy": sweep.strategy,
+        "objective": sweep.objective,
+        "second_objective": sweep.second_objective,
+        "pruner": sweep.pruner,
+        "budget": sweep.budget,
+        "parallelism": sweep.parallelism,
+        "seed": sweep.seed,
+        "warm_start": sweep.warm_start,
+        "warm_start_runs": list(sweep.warm_start_runs or []),
+        "space": sweep.space,
+        "base_config": sweep.base_config,
+        "message": sweep.message,
+        "created_at": sweep.created_at,
+        "finished_at": sweep.finished_at,
+        "trials": [sweep_trial_row(spec, record) for record in records],
+        "best_trial": best_id,
+        "best_value": next((r.best_val_accuracy for r in records if r.experiment_id == best_id), None),
+        "pareto_front": analysis["pareto_front"],
+        "best_so_far": analysis["best_so_far"],
+        "importance": analysis["importance"],
+        "warnings": analysis["warnings"],
+        "counts": sweep_counts(sweep=sweep, records=records),
+    }
+
+
+def sweep_trials_table(*, sweep: Sweep) -> tuple[list[str], list[dict[str, Any]]]:
+    """CSV columns and rows: one per trial, each varied field a column."""
+    import json
+
+    from experiments import sweeps
+
+    spec = sweeps.SweepSpec.from_row(sweep)
+    records = sweep_trial_records(sweep=sweep)
+    columns = ["trial_number", "experiment_id", "status", *spec.params, "best_val_accuracy", "test_accuracy",
+               "epochs_done", "seconds", "parameters", "message"]
+    rows = []
+    for record in records:
+        row = sweep_trial_row(spec, record)
+        params = {name: json.dumps(value) if isinstance(value, (list, dict)) else value
+                  for name, value in row.pop("params").items()}
+        rows.append({**row, **params, "experiment_id": row["id"]})
+    return columns, rows

@@ -10,3 +10,9 @@ def run_experiment(self, experiment_id: int) -> None:
     # Idempotent: the service claims the run with a conditional UPDATE, so a duplicate
     # or re-delivered message either resumes a dead attempt or does nothing.
     services.experiment_run(experiment_id=experiment_id, task_id=self.request.id or "")
+
+
+@shared_task(name="experiments.reconcile_runs", ignore_result=True)
+def reconcile_runs() -> dict:
+    """Celery beat, every minute: re-enqueue runs the broker lost or whose worker vanished."""
+    return services.runs_reconcile()

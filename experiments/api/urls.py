@@ -2,7 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
 import experiments.api.inspect_views as inspect_views
-from experiments.api import views
+from experiments.api import sweep_views, views
 
 app_name = "api"
 
@@ -27,6 +27,13 @@ urlpatterns = [
     path("recommendations/<int:recommendation_id>/apply/", views.RecommendationApplyView.as_view(),
          name="recommendation-apply"),
     path("recommender/stats/", views.RecommenderStatsView.as_view(), name="recommender-stats"),
+    path("sweeps/", sweep_views.SweepListCreateView.as_view(), name="sweep-list"),
+    path("sweeps/<int:sweep_id>/", sweep_views.SweepDetailView.as_view(), name="sweep-detail"),
+    path("sweeps/<int:sweep_id>/cancel/", sweep_views.SweepCancelView.as_view(), name="sweep-cancel"),
+    path("sweeps/<int:sweep_id>/extend/", sweep_views.SweepExtendView.as_view(), name="sweep-extend"),
+    path("sweeps/<int:sweep_id>/trials/<int:experiment_id>/retry/", sweep_views.SweepTrialRetryView.as_view(),
+         name="sweep-trial-retry"),
+    path("sweeps/<int:sweep_id>/trials.csv", sweep_views.SweepTrialsCSVView.as_view(), name="sweep-trials-csv"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", views.SwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

@@ -314,16 +314,14 @@ class Command(BaseCommand):
         Their previous messages died with the previous runlab's Redis. The claim in
         services.experiment_claim makes this safe: a run that cannot be claimed is skipped.
         """
-        from experiments.models import Experiment
-        from experiments.tasks import run_experiment
+        from experiments import services
 
-        stranded = list(Experiment.objects.filter(status__in=Experiment.ACTIVE_STATUSES)
-                        .order_by("created_at", "id").values_list("pk", "task_id"))
-        for experiment_id, task_id in stranded:
-            run_experiment.apply_async(args=[experiment_id], task_id=task_id or None)
+        # No worker of the previous session survives its Redis: every running run is stranded.
+        report = services.runs_reconcile(include_all_running=True, queued_min_age_seconds=0)
+        stranded = sorted(report["requeued_queued"] + report["requeued_stale"])
         if stranded:
             self._say(f"Re-queued {len(stranded)} run(s) left queued or running by the previous session: "
-                      + ", ".join(f"#{pk}" for pk, _ in stranded))
+                      + ", ".join(f"#{pk}" for pk in stranded))
 
     # ------------------------------------------------------------------ children
 
