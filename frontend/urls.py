@@ -12,4 +12,6 @@ urlpatterns = [
     path("", views.tuner, name="tuner"),
     path("history/", views.history, name="history"),
     path("runs/<int:experiment_id>/", views.run_detail, name="run-detail"),
+    path("sweeps/", views.sweeps, name="sweeps"),
+    path("sweeps/<int:sweep_id>/", views.sweep_detail, name="sweep-detail"),
 ]

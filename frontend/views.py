@@ -23,3 +23,16 @@ def run_detail(request, experiment_id: int):
     if experiment is None:
         raise Http404("No such run")
     return render(request, "frontend/run_detail.html", {"page": "run", "experiment": experiment})
+
+
+@login_required
+def sweeps(request):
+    return render(request, "frontend/sweeps.html", {"page": "sweeps"})
+
+
+@login_required
+def sweep_detail(request, sweep_id: int):
+    sweep = selectors.sweep_get(user=request.user, sweep_id=sweep_id)
+    if sweep is None:
+        raise Http404("No such sweep")
+    return render(request, "frontend/sweep_detail.html", {"page": "sweeps", "sweep": sweep})

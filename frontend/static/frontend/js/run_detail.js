@@ -9,7 +9,7 @@
   if (!root) return;
   const runId = Number(root.dataset.experimentId);
   const ACTIVE = new Set(["queued", "running"]);
-  const TERMINAL = new Set(["succeeded", "failed", "diverged", "cancelled"]);
+  const TERMINAL = new Set(["succeeded", "failed", "diverged", "cancelled", "pruned"]);
   const SHORT_NAMES = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"];
   const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 

@@ -47,8 +47,8 @@
   };
 
   const ACTIVE = new Set(["queued", "running"]);
-  const FINISHED = new Set(["succeeded", "failed", "diverged", "cancelled"]);
-  const STATUS_LEVEL = { failed: "error", diverged: "error", cancelled: "warning", succeeded: "success" };
+  const FINISHED = new Set(["succeeded", "failed", "diverged", "cancelled", "pruned"]);
+  const STATUS_LEVEL = { failed: "error", diverged: "error", cancelled: "warning", pruned: "warning", succeeded: "success" };
   const GROUP_TITLES = {
     architecture: "Architecture", optimizer: "Optimizer", training: "Training",
     regularisation: "Regularisation", schedule: "Learning-rate schedule", data: "Data",
