@@ -39,7 +39,8 @@ test-fast: venv
 	$(PY) -m pytest -m "not slow"
 
 bench: venv
-	$(PY) bench/train_speed.py
+	$(PY) bench/train_speed.py --accuracy
+	$(PY) bench/queue_overhead.py
 
 lint: venv
 	$(VENV)/bin/ruff check .
