@@ -24,11 +24,11 @@ import json
 import time
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from experiments import selectors, services, sweeps
 from experiments.management.commands.train import add_config_arguments
+from experiments.management.owners import resolve_owner
 from experiments.models import Experiment, Sweep
 from training.cli import EXIT_FAILURE, EXIT_USAGE, _flag
 from training.config import FIELDS
@@ -201,20 +201,7 @@ class Command(BaseCommand):
         return lines
 
     def _owner(self, username: str | None):
-        users = get_user_model().objects
-        if username:
-            owner = users.filter(**{users.model.USERNAME_FIELD: username}).first()
-            if owner is None:
-                raise CommandError(f"No user named {username!r}. Create it first (manage.py createsuperuser) "
-                                   "or pass an existing --user.")
-            if not owner.is_active:
-                raise CommandError(f"User {username!r} is inactive.")
-            return owner
-        superusers = list(users.filter(is_superuser=True, is_active=True)[:2])
-        if len(superusers) != 1:
-            found = "no superuser" if not superusers else "several superusers"
-            raise CommandError(f"There is {found}; say who owns the sweep with --user NAME.")
-        return superusers[0]
+        return resolve_owner(username, what="sweep")
 
     # ----------------------------------------------------------------------- follow
 

@@ -26,11 +26,11 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections, connections
 
 from experiments import events, services
+from experiments.management.owners import resolve_owner
 from experiments.models import Experiment
 from experiments.selectors import snapshot
 from training.cli import EXIT_FAILURE, EXIT_USAGE, _flag
@@ -115,20 +115,7 @@ class Command(BaseCommand):
             raise SystemExit(EXIT_FAILURE)
 
     def _owner(self, username: str | None):
-        users = get_user_model().objects
-        if username:
-            owner = users.filter(**{users.model.USERNAME_FIELD: username}).first()
-            if owner is None:
-                raise CommandError(f"No user named {username!r}. Create it first (manage.py createsuperuser) "
-                                   "or pass an existing --user.")
-            if not owner.is_active:
-                raise CommandError(f"User {username!r} is inactive.")
-            return owner
-        superusers = list(users.filter(is_superuser=True, is_active=True)[:2])
-        if len(superusers) != 1:
-            found = "no superuser" if not superusers else "several superusers"
-            raise CommandError(f"There is {found}; say who owns the run with --user NAME.")
-        return superusers[0]
+        return resolve_owner(username, what="run")
 
     # ----------------------------------------------------------------------- follow
 
