@@ -27,7 +27,6 @@ The stack:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import signal
@@ -92,10 +91,18 @@ def daphne_database_url(db: dict) -> str:
     raise pytest.UsageError(f"browser tests do not know how to share a {engine} database with Daphne")
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when pytest dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+# Runs the command given after it with SIGTERM as parent-death signal (Linux prctl PR_SET_PDEATHSIG,
+# kept across exec), so Daphne goes away even when pytest is killed with SIGKILL. A wrapper rather
+# than preexec_fn: this process has threads (the Celery worker), which preexec_fn is unsafe with.
+DIE_WITH_PARENT = """import ctypes, os, signal, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
 
 def _log_tail(path: Path, chars: int = 4000) -> str:
@@ -120,9 +127,10 @@ def live_url(django_db_setup, django_db_blocker):
     log_path = LOG_DIR / "daphne.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tuner_site.asgi:application"],
+            [sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()),
+             sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tuner_site.asgi:application"],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

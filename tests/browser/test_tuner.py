@@ -143,3 +143,17 @@ def test_a_fast_run_is_followed_live_to_its_recommendations(celery_worker, tuner
     expect(tuner.number("train_size")).to_have_value("1000")
     expect(page.locator("#hidden-layers .hidden-layer-size")).to_have_count(1)
     expect(page.locator("#hidden-layers .hidden-layer-size").first).to_have_value("32")
+
+
+@pytest.mark.browser
+def test_a_run_that_is_not_yours_is_refused(tuner, other_user):
+    page = tuner.page
+    foreign = Experiment.objects.create(owner=other_user, name="bob's", config=dict(FAST_RUN))
+    for run_id in (foreign.pk, foreign.pk + 1000):  # someone else's, and one that does not exist
+        tuner.open(f"?run={run_id}")
+        expect(page.locator("#connection-state")).to_have_text("refused")
+        expect(page.locator("#run-error")).to_have_text(
+            f"Run #{run_id} cannot be shown: it does not exist, is not yours, or your session expired.")
+        expect(page.locator("#cancel-button")).to_be_disabled()
+        expect(page.locator("#log-console .log-line")).to_have_count(0)
+        expect(page.locator("#run-name")).to_have_value("")

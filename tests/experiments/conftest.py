@@ -16,3 +16,14 @@ def fresh_event_counters(settings):
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """A new channel-layer instance per test: channels_redis binds its locks to the event loop that
+    first used them, and each test (async_to_sync, consumers, the publisher thread) has its own."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
