@@ -99,16 +99,42 @@ class Misclassified:
     test_count: int
 
 
+class _LruCache:
+    """A small per-process least-recently-used cache; the value is computed outside the lock."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+
+    def get_or_compute(self, key, compute):
+        with _lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+                return value
+        value = compute()
+        with _lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with _lock:
+            self._items.clear()
+
+
 _lock = threading.Lock()
-_models: OrderedDict[tuple, LoadedModel] = OrderedDict()
-_misclassified: OrderedDict[tuple, Misclassified] = OrderedDict()
+_models = _LruCache(MODEL_CACHE_SIZE)
+_misclassified = _LruCache(MISCLASSIFIED_CACHE_SIZE)
 _stats: dict[tuple, tuple[float, float]] = {}
 
 
 def clear_caches() -> None:
+    _models.clear()
+    _misclassified.clear()
     with _lock:
-        _models.clear()
-        _misclassified.clear()
         _stats.clear()
 
 
@@ -169,19 +195,7 @@ def _cache_key(experiment: Experiment) -> tuple:
 
 def load_model(experiment: Experiment) -> LoadedModel:
     """The run's network with its stored weights (cached per process)."""
-    key = _cache_key(experiment)
-    with _lock:
-        model = _models.get(key)
-        if model is not None:
-            _models.move_to_end(key)
-            return model
-    model = _load(experiment)
-    with _lock:
-        _models[key] = model
-        _models.move_to_end(key)
-        while len(_models) > MODEL_CACHE_SIZE:
-            _models.popitem(last=False)
-    return model
+    return _models.get_or_compute(_cache_key(experiment), lambda: _load(experiment))
 
 
 def _load(experiment: Experiment) -> LoadedModel:
@@ -221,12 +235,10 @@ def predict(experiment: Experiment, pixels: np.ndarray) -> np.ndarray:
 
 def misclassified(experiment: Experiment) -> Misclassified:
     """Every test image the run's stored network gets wrong (cached per process)."""
-    key = _cache_key(experiment)
-    with _lock:
-        found = _misclassified.get(key)
-        if found is not None:
-            _misclassified.move_to_end(key)
-            return found
+    return _misclassified.get_or_compute(_cache_key(experiment), lambda: _find_misclassified(experiment))
+
+
+def _find_misclassified(experiment: Experiment) -> Misclassified:
     model = load_model(experiment)
     images, labels = test_set()
     logits, proba = model.logits_and_proba(images)
@@ -234,15 +246,9 @@ def misclassified(experiment: Experiment) -> Misclassified:
     wrong = np.flatnonzero(predictions != labels)
     confidence = proba[wrong, predictions[wrong]]
     order = np.lexsort((wrong, -confidence))  # most confidently wrong first, then by index
-    found = Misclassified(indices=wrong[order].astype(np.int64), true=labels[wrong][order],
-                          predicted=predictions[wrong][order].astype(np.int64),
-                          confidence=confidence[order].astype(np.float32), test_count=len(labels))
-    with _lock:
-        _misclassified[key] = found
-        _misclassified.move_to_end(key)
-        while len(_misclassified) > MISCLASSIFIED_CACHE_SIZE:
-            _misclassified.popitem(last=False)
-    return found
+    return Misclassified(indices=wrong[order].astype(np.int64), true=labels[wrong][order],
+                         predicted=predictions[wrong][order].astype(np.int64),
+                         confidence=confidence[order].astype(np.float32), test_count=len(labels))
 
 
 def first_layer_filters(experiment: Experiment, limit: int) -> tuple[np.ndarray, int]:

@@ -107,3 +107,14 @@ def wait_for_status(experiment, statuses, timeout: float = 60.0):
 
     wait_for(finished, timeout, message=f"experiment #{experiment.pk} to reach {sorted(statuses)}")
     return experiment
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """A new channel-layer instance per test: channels_redis binds its locks to the event loop that
+    first used them, and each test (async_to_sync, consumers, the publisher thread) has its own."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()

@@ -18,12 +18,9 @@ def fresh_event_counters(settings):
     client.close()
 
 
-@pytest.fixture(autouse=True)
-def fresh_channel_layer():
-    """A new channel-layer instance per test: channels_redis binds its locks to the event loop that
-    first used them, and each test (async_to_sync, consumers, the publisher thread) has its own."""
-    from channels.layers import channel_layers
+@pytest.fixture
+def direct_delivery(transactional_db, monkeypatch):
+    """The test plays the broker itself: it calls the task body instead of enqueueing."""
+    from experiments import services
 
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
+    monkeypatch.setattr(services, "_enqueue_on_commit", lambda experiment: None)

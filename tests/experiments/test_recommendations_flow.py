@@ -10,11 +10,6 @@ from tests.conftest import wait_for, wait_for_status
 from training.config import TrainingConfig
 
 
-@pytest.fixture
-def direct_delivery(transactional_db, monkeypatch):
-    monkeypatch.setattr(services, "_enqueue_on_commit", lambda experiment: None)
-
-
 def run_now(owner, config, **kwargs) -> Experiment:
     experiment = services.experiment_create(owner=owner, config=config, **kwargs)
     services.experiment_run(experiment_id=experiment.pk)

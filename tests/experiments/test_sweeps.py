@@ -33,11 +33,6 @@ BASE = {"hidden_layers": [16], "epochs": 2, "train_size": 600, "batch_size": 64,
 LR_RANGE = {"learning_rate": {"low": 1e-4, "high": 1e-1, "scale": "log"}}
 
 
-@pytest.fixture
-def direct_delivery(transactional_db, monkeypatch):
-    """Tests below play the broker themselves: they call the task body instead of enqueueing."""
-    monkeypatch.setattr(services, "_enqueue_on_commit", lambda experiment: None)
-
 
 def _database_url() -> str:
     """The test database as a URL, for a worker in another process."""

@@ -23,11 +23,6 @@ def test_a_queued_run_is_trained_by_the_worker_and_stored(celery_worker, user, q
     assert experiment.weights_path.endswith(f"experiment-{experiment.pk}.npz")
 
 
-@pytest.fixture
-def direct_delivery(transactional_db, monkeypatch):
-    """Tests below play the broker themselves: they call the task body instead of enqueueing."""
-    monkeypatch.setattr(services, "_enqueue_on_commit", lambda experiment: None)
-
 
 class SimulatedCrash(BaseException):
     """Stands in for a worker process dying: not an Exception, so nothing catches it."""

@@ -70,13 +70,3 @@ def forget_throttle_counters():
     keys = list(client.scan_iter(match=pattern, count=500))
     if keys:
         client.delete(*keys)
-
-
-@pytest.fixture(autouse=True)
-def fresh_channel_layer():
-    """A new channel-layer instance per test (channels_redis binds its locks to one event loop)."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
