@@ -43,9 +43,9 @@ def _full_train_dataset():
     """All 60 000 training images as the training split (an epoch = 60 000 samples)."""
     import numpy as np
 
-    from training.data import Dataset, _pixel_mean_std, load_fashion_mnist
+    from training.data import Dataset, load_fashion_mnist, pixel_mean_std
     raw = load_fashion_mnist()
-    mean, std = _pixel_mean_std(raw.train_images)
+    mean, std = pixel_mean_std(raw.train_images)
     return Dataset(x_train=raw.train_images, y_train=raw.train_labels.astype(np.int64),
                    x_val=raw.test_images[:256], y_val=raw.test_labels[:256].astype(np.int64),
                    x_test=raw.test_images, y_test=raw.test_labels.astype(np.int64),

@@ -68,6 +68,11 @@ class EpochMetrics:
         return dataclasses.asdict(self)
 
 
+# The per-epoch metric names, in order: every EpochMetrics field but the epoch number.
+# What stores, serves or prints an epoch's metrics reads this list rather than its own copy.
+METRIC_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(EpochMetrics) if f.name != "epoch")
+
+
 @dataclass
 class FitResult:
     outcome: Outcome
