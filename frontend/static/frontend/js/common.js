@@ -1,8 +1,16 @@
-// Shared helpers for every page: API calls, the live run stream, formatting, DOM building.
-// Pages read URLs from data-* attributes and json_script blocks; nothing is hard-coded here
-// except the API layout documented in the README.
+// Shared helpers for every page: API calls, live websocket streams, DOM building, and the pure
+// helpers of format.js / run_state.js under one name. Pages read URLs from data-* attributes and
+// json_script blocks; nothing is hard-coded here except the API layout documented in the README.
+// Needs format.js and run_state.js (loaded before it by base.html).
+//
+// window.Tuner:
+//   api.get/post/del(path[, data]) -> parsed JSON; throws api.ApiError {status, data, message}
+//   errorText(err), fmt (format.js); runState (run_state.js)
+//   LiveSocket, RunStream (below); el(tag, attrs, children); jsonScript(id); cookie(name)
 (function () {
   "use strict";
+  const { fmt, errorText, apiErrorText } = window.TunerFormat;
+  const runState = window.TunerRunState;
   const body = document.body;
   const apiRoot = body.dataset.apiRoot || "/api/";
 
@@ -13,14 +21,9 @@
 
   class ApiError extends Error {
     constructor(status, data) {
-      super(ApiError.describe(status, data));
+      super(apiErrorText(status, data));
       this.status = status;
       this.data = data;
-    }
-    static describe(status, data) {
-      if (data && typeof data.detail === "string") return data.detail;
-      if (status === 0) return "The server could not be reached.";
-      return `Request failed (HTTP ${status}).`;
     }
   }
 
@@ -55,69 +58,87 @@
     ApiError,
   };
 
-  // One run's live events: websocket with automatic reconnect, seq-gap resync, and a REST
-  // polling fallback while the socket is down. Calls handlers.snapshot(state) with the same
-  // shape as the websocket snapshot, and handlers.event(event) for each newer event.
-  class RunStream {
-    constructor(experimentId, handlers) {
-      this.id = experimentId;
+  // A websocket under the page's ws root that reconnects with backoff (1 s, 2 s ... 15 s).
+  // handlers: open(), message(parsed JSON), down() when it closed and will retry,
+  // refused(code) when the server closed it with 4401/4404 (no retry).
+  class LiveSocket {
+    constructor(path, handlers) {
+      this.path = path;
       this.handlers = handlers;
-      this.seq = 0;
       this.socket = null;
       this.retry = 0;
-      this.pollTimer = null;
       this.closed = false;
       this.connect();
     }
-    url() {
-      const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-      return `${scheme}://${window.location.host}${body.dataset.wsRoot || "/ws/"}experiments/${this.id}/`;
-    }
     connect() {
       if (this.closed) return;
+      const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+      const url = `${scheme}://${window.location.host}${body.dataset.wsRoot || "/ws/"}${this.path}`;
       let socket;
-      try { socket = new WebSocket(this.url()); } catch (err) { this.fallback(); return; }
+      try { socket = new WebSocket(url); } catch (err) { this.handlers.down(); return; }
       this.socket = socket;
-      socket.onopen = () => { this.retry = 0; this.stopPolling(); this.setState("live"); };
-      socket.onmessage = (message) => this.receive(JSON.parse(message.data));
+      socket.onopen = () => { this.retry = 0; this.handlers.open(); };
+      socket.onmessage = (message) => {
+        let event;
+        try { event = JSON.parse(message.data); } catch (err) { return; }
+        if (event && typeof event === "object") this.handlers.message(event);
+      };
       socket.onclose = (event) => {
         this.socket = null;
         if (this.closed) return;
-        if (event.code === 4404 || event.code === 4401) { this.setState("refused"); return; }
-        this.fallback();
+        if (event.code === 4404 || event.code === 4401) { this.handlers.refused(event.code); return; }
+        this.handlers.down();
         const delay = Math.min(1000 * 2 ** this.retry, 15000);
         this.retry += 1;
         window.setTimeout(() => this.connect(), delay);
       };
     }
+    get open() { return Boolean(this.socket && this.socket.readyState === WebSocket.OPEN); }
+    send(message) { if (this.open) this.socket.send(JSON.stringify(message)); }
+    close() {
+      this.closed = true;
+      if (this.socket) this.socket.close();
+    }
+  }
+
+  // One run followed live: its state (run_state.js) kept current from ws/experiments/<id>/, with
+  // a resync when seqs skip and REST polling every 2 s while the socket is down.
+  //   new RunStream(id, {initial?: REST detail, change(run, prev, event), connection(state)})
+  //   stream.run: the state; stream.apply(event): apply a local event (e.g. a REST answer as
+  //   {type: "status", ...run}); connection states: live | polling | refused.
+  class RunStream {
+    constructor(experimentId, handlers) {
+      this.id = experimentId;
+      this.handlers = handlers;
+      this.run = runState.emptyRun(experimentId);
+      this.pollTimer = null;
+      if (handlers.initial) this.apply({ type: "snapshot", experiment: handlers.initial });
+      this.socket = new LiveSocket(`experiments/${experimentId}/`, {
+        open: () => { this.stopPolling(); this.setState("live"); },
+        message: (event) => this.receive(event),
+        down: () => this.fallback(),
+        refused: () => { this.stopPolling(); this.setState("refused"); },
+      });
+    }
     receive(event) {
-      if (event.type === "snapshot") {
-        this.seq = event.seq || 0;
-        this.handlers.snapshot && this.handlers.snapshot(event);
-        return;
-      }
-      if (event.type === "pong" || event.type === "error") return;
-      if (typeof event.seq === "number") {
-        if (event.seq <= this.seq) return;           // already in the snapshot
-        if (this.seq && event.seq > this.seq + 1) {  // the channel layer dropped something
-          this.seq = event.seq;
-          this.resync();
-        }
-        this.seq = Math.max(this.seq, event.seq);
-      }
-      this.handlers.event && this.handlers.event(event);
+      if (runState.seqGap(this.run, event)) this.resync();  // the channel layer dropped something
+      this.apply(event);
+    }
+    apply(event) {
+      const prev = this.run;
+      const next = runState.applyRunEvent(prev, event);
+      if (next === prev) return;
+      this.run = next;
+      if (this.handlers.change) this.handlers.change(next, prev, event);
     }
     resync() {
-      if (this.socket && this.socket.readyState === WebSocket.OPEN) {
-        this.socket.send(JSON.stringify({ type: "resync" }));
-      } else {
-        this.poll();
-      }
+      if (this.socket.open) this.socket.send({ type: "resync" });
+      else this.poll();
     }
     async poll() {
       try {
-        const run = await api.get(`experiments/${this.id}/`);
-        this.handlers.snapshot && this.handlers.snapshot(snapshotFromRest(run));
+        const detail = await api.get(`experiments/${this.id}/`);
+        if (!this.socket.closed) this.apply({ type: "snapshot", experiment: detail });
       } catch (err) { /* keep polling */ }
     }
     fallback() {
@@ -131,38 +152,12 @@
       if (this.pollTimer !== null) window.clearInterval(this.pollTimer);
       this.pollTimer = null;
     }
-    setState(state) { this.handlers.connection && this.handlers.connection(state); }
+    setState(state) { if (this.handlers.connection) this.handlers.connection(state); }
     close() {
-      this.closed = true;
       this.stopPolling();
-      if (this.socket) this.socket.close();
+      this.socket.close();
     }
   }
-
-  function snapshotFromRest(run) {
-    const { metrics, recommendations, ...experiment } = run;
-    experiment.epochs = run.config ? run.config.epochs : null;
-    experiment.error = run.error_message;
-    return { type: "snapshot", seq: 0, experiment, metrics: metrics || [], recommendations: recommendations || [] };
-  }
-
-  const fmt = {
-    pct: (value, digits = 1) => (value === null || value === undefined ? "–" : `${(value * 100).toFixed(digits)}%`),
-    num: (value, digits = 4) => (value === null || value === undefined || !isFinite(value) ? "–" : Number(value).toPrecision(digits)),
-    duration(seconds) {
-      if (seconds === null || seconds === undefined) return "–";
-      if (seconds < 60) return `${seconds.toFixed(1)} s`;
-      const minutes = Math.floor(seconds / 60);
-      return minutes < 60 ? `${minutes} min ${Math.round(seconds % 60)} s` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
-    },
-    value(value) {
-      if (Array.isArray(value)) return `[${value.join(", ")}]`;
-      if (value === null || value === undefined) return "–";
-      if (typeof value === "number" && !Number.isInteger(value)) return Number(value.toPrecision(4)).toString();
-      return String(value);
-    },
-    time: (iso) => (iso ? new Date(iso).toLocaleString() : "–"),
-  };
 
   // el("div", {class: "x", text: "hi", onclick: fn}, [children])
   function el(tag, attrs, children) {
@@ -187,5 +182,5 @@
     return node ? JSON.parse(node.textContent) : null;
   }
 
-  window.Tuner = { api, RunStream, snapshotFromRest, fmt, el, jsonScript, cookie };
+  window.Tuner = { api, LiveSocket, RunStream, runState, fmt, errorText, el, jsonScript, cookie };
 })();

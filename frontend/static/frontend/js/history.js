@@ -3,10 +3,9 @@
 // Needs common.js (window.Tuner) and, for the chart, Chart.js (window.Chart).
 (function () {
   "use strict";
-  const { api, el, fmt } = window.Tuner;
+  const { api, el, fmt, errorText, LiveSocket, runState: RS } = window.Tuner;
 
   const LIST_URL = "experiments/?limit=200&ordering=-created_at";
-  const ACTIVE = new Set(["queued", "running"]);
   const POLL_MS = 10000;
   // Fields sorted high-to-low on their first click (the rest low-to-high).
   const DESCENDING_FIRST = new Set(["id", "created_at", "best_val_accuracy", "test_accuracy", "epochs",
@@ -96,13 +95,6 @@
     return result || b.id - a.id;
   }
 
-  function shortTime(iso) {
-    if (!iso) return "–";
-    const d = new Date(iso);
-    const pad = (n) => String(n).padStart(2, "0");
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  }
-
   function runLabel(run) {
     return `#${run.id}${run.name ? ` ${run.name}` : ""}`;
   }
@@ -139,7 +131,7 @@
         ? [el("a", { href: `/runs/${run.parent}/`, class: "lineage-link", title: `Derived from run #${run.parent}` },
           `← #${run.parent}`)]
         : [el("span", { class: "muted", text: "–" })]),
-      cell("Created", "col-created", [el("time", { datetime: run.created_at || null, text: shortTime(run.created_at) })]),
+      cell("Created", "col-created", [el("time", { datetime: run.created_at || null, text: fmt.shortTime(run.created_at) })]),
     ];
   }
 
@@ -244,12 +236,6 @@
     if (checkbox) checkbox.setAttribute("aria-label", `Compare run ${runLabel(merged)}`);
   }
 
-  function listShape(detail) {
-    const { metrics, recommendations, confusion_matrix, per_class_accuracy, class_names, links, children,
-      analysis, ...rest } = detail;
-    return rest;
-  }
-
   // ------------------------------------------------------------------ loading
 
   async function loadAll() {
@@ -274,91 +260,48 @@
       updateCompare();
       return true;
     } catch (err) {
-      message.textContent = `Could not load your runs: ${err.message}`;
+      message.textContent = `Could not load your runs: ${errorText(err)}`;
       return false;
-    }
-  }
-
-  async function refreshRun(id) {
-    try {
-      const detail = await api.get(`experiments/${id}/`);
-      if (detail.metrics) metricsCache.set(id, detail.metrics);
-      updateRun(listShape(detail));
-      if (selected.includes(id)) updateCompare();
-    } catch (err) {
-      if (err.status === 404 && runs.has(id)) {
-        runs.delete(id);
-        selected = selected.filter((s) => s !== id);
-        renderTable();
-        updateCompare();
-      }
     }
   }
 
   // ------------------------------------------------------------------ live stream
 
-  let socket = null;
-  let retry = 0;
-  let everConnected = false;
-  let pollTimer = null;
+  // Status events carry every run-summary field but the id: enough to draw (or add) the run's row.
+  function onStatus(event) {
+    const id = event.experiment;
+    const known = runs.get(id);
+    const before = known ? { seq: 0, ...known } : RS.emptyRun(id);
+    const after = RS.applyRunEvent(before, event);
+    if (after === before) return;
+    const { metrics, recommendations, log, progress, ...row } = after;
+    updateRun(row);
+    if (selected.includes(id)) refreshMetrics(id);
+  }
 
+  let everConnected = false;
   function setConnection(state) {
     connectionLabel.textContent = state;
     connectionLabel.parentElement.dataset.state = state;
   }
-
-  function connect() {
-    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-    const root = document.body.dataset.wsRoot || "/ws/";
-    try {
-      socket = new WebSocket(`${scheme}://${window.location.host}${root}experiments/`);
-    } catch (err) {
-      setConnection("polling");
-      return;
-    }
-    socket.onopen = () => {
+  const socket = new LiveSocket("experiments/", {
+    open() {
       setConnection("live");
-      if (everConnected || retry > 0) loadAll(); // we may have missed events while away
+      if (everConnected) loadAll(); // we may have missed events while away
       everConnected = true;
-      retry = 0;
-    };
-    socket.onmessage = (msg) => {
-      let event;
-      try { event = JSON.parse(msg.data); } catch (err) { return; }
-      if (event && event.type === "status" && typeof event.experiment === "number") onStatus(event);
-    };
-    socket.onclose = (event) => {
-      socket = null;
-      if (event.code === 4401) { setConnection("refused"); return; }
-      setConnection("polling");
-      const delay = Math.min(1000 * 2 ** retry, 15000);
-      retry += 1;
-      window.setTimeout(connect, delay);
-    };
-  }
-
-  function onStatus(event) {
-    const id = event.experiment;
-    const run = runs.get(id);
-    if (run) {
-      const patch = { id, status: event.status };
-      for (const key of ["epochs_done", "name", "best_val_accuracy", "test_accuracy", "message"]) {
-        if (event[key] !== undefined) patch[key] = event[key];
-      }
-      if (event.error !== undefined) patch.error_message = event.error;
-      updateRun(patch);
-    }
-    // Durations, timestamps and new runs come from the REST API.
-    if (!run || !ACTIVE.has(event.status) || event.status === "running") refreshRun(id);
-  }
+    },
+    message(event) { if (event.type === "status" && typeof event.experiment === "number") onStatus(event); },
+    down: () => setConnection("polling"),
+    refused: () => setConnection("refused"),
+  });
+  let pollTimer = null;
 
   function schedulePoll() {
     window.clearInterval(pollTimer);
     pollTimer = window.setInterval(() => {
       if (document.hidden) return;
-      const anyActive = [...runs.values()].some((run) => ACTIVE.has(run.status));
-      const socketDown = !socket || socket.readyState !== WebSocket.OPEN;
-      if (anyActive || socketDown) loadAll();
+      const anyActive = [...runs.values()].some((run) => RS.isActive(run.status));
+      if (anyActive || !socket.open) loadAll();
     }, POLL_MS);
   }
 
@@ -490,6 +433,5 @@
     for (const id of selected) if (!metricsCache.has(id)) refreshMetrics(id);
     updateCompare();
   });
-  connect();
   schedulePoll();
 })();

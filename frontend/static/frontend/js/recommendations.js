@@ -25,20 +25,12 @@
 //     final_train_accuracy, final_val_accuracy}); missing keys show "–". Sets
 //     container.dataset.category.
 //
-//   formatValue(field, value) / formatChange(field, old, new): the text used for changes.
+//   formatValue(field, value) (= Tuner.fmt.fieldValue) / formatChange(field, old, new): the text used for changes.
 (function () {
   "use strict";
   const { el, fmt } = window.Tuner;
 
-  function formatValue(field, value) {
-    if (value === undefined) return "?";
-    if (value === null) return field === "train_size" ? "all" : "–";
-    if (typeof value === "number" && !Number.isInteger(value)) {
-      // Keep small learning rates / weight decays readable: 0.0003, 1e-05.
-      return Number(value.toPrecision(4)).toString();
-    }
-    return fmt.value(value);
-  }
+  const formatValue = fmt.fieldValue;
 
   function formatChange(field, oldValue, newValue) {
     return `${field}: ${formatValue(field, oldValue)} → ${formatValue(field, newValue)}`;

@@ -3,13 +3,12 @@
 // parallel-coordinates plot and the importance bars. Needs common.js and Chart.js (window.Chart).
 (function () {
   "use strict";
-  const { api, el, fmt } = window.Tuner;
+  const { api, el, fmt, errorText, runState: RS } = window.Tuner;
 
   const root = document.getElementById("sweep-page");
   const sweepId = parseInt(root.dataset.sweepId, 10);
   const POLL_MS = 2000;
-  const ACTIVE = new Set(["queued", "running"]);
-  const TRIAL_ACTIVE = new Set(["queued", "running"]);
+  const ACTIVE = RS.ACTIVE;  // sweeps and their trials (runs) share the run statuses' active pair
   const COLORS = { green: "#00ff41", info: "#5cc8ff", grid: "rgba(15, 90, 38, 0.55)", tick: "#8fcf9f", text: "#c8ffd4" };
   const FONT = { family: '"Source Code Pro", ui-monospace, monospace', size: 11 };
   const hasChart = typeof window.Chart === "function";
@@ -80,7 +79,7 @@
     $("sweep-progress").setAttribute("aria-valuetext", `${done} of ${data.budget} trials finished`);
     $("sweep-progress-bar").style.width = `${pct}%`;
     const parts = [`${done}/${data.budget} trials finished`];
-    for (const key of ["running", "queued", "succeeded", "pruned", "failed", "diverged", "cancelled"]) {
+    for (const key of ["running", "queued", ...RS.STATUSES.filter((status) => !ACTIVE.has(status))]) {
       if (c[key]) parts.push(`${c[key]} ${key}`);
     }
     if (c.remaining) parts.push(`${c.remaining} still to create`);
@@ -239,7 +238,7 @@
   function renderParallel() {
     const canvas = $("parallel-chart");
     const fields = Object.keys(sweep.space || {});
-    const finished = (sweep.trials || []).filter((t) => !TRIAL_ACTIVE.has(t.status) && typeof t.best_val_accuracy === "number" &&
+    const finished = (sweep.trials || []).filter((t) => !ACTIVE.has(t.status) && typeof t.best_val_accuracy === "number" &&
       !(hidePruned.checked && (t.pruned || t.status === "pruned")));
     canvas.dataset.lines = String(finished.length);
     $("parallel-empty").hidden = finished.length > 0;
@@ -328,7 +327,7 @@
       await fn();
     } catch (err) {
       const extra = err.data && err.data.budget ? ` ${[].concat(err.data.budget).join(" ")}` : "";
-      actionMessage.textContent = (err.data && err.data.budget ? "Could not extend:" : err.message) + extra;
+      actionMessage.textContent = (err.data && err.data.budget ? "Could not extend:" : errorText(err)) + extra;
       button.disabled = wasDisabled;
     } finally {
       busy = false;

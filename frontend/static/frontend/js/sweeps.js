@@ -1,10 +1,14 @@
 // Sweeps page (/sweeps/): the user's sweeps and the new-sweep form.
 // The form builds {name, base_config, space, strategy, budget, parallelism, pruner, second_objective}
 // for POST /api/sweeps/; a 400 is shown next to the matching field or "vary" row.
-// Needs common.js (window.Tuner).
+// The base config's controls are the tuner's (config_form.js), for the fields in BASE_FIELDS.
+// Needs common.js (window.Tuner), config_fields.js and config_form.js.
 (function () {
   "use strict";
-  const { api, el, fmt } = window.Tuner;
+  const { api, el, fmt, errorText } = window.Tuner;
+  const { messageText, parseNumberList, parseLayerOptions, parseNumberText } = window.TunerConfigFields;
+  const BASE_FIELDS = ["epochs", "train_size"];
+  const BASE_VALUES = { epochs: 5, train_size: 10000 };  // short trials by default
 
   const tbody = document.getElementById("sweeps-body");
   const message = document.getElementById("sweeps-message");
@@ -19,16 +23,10 @@
   let schema = [];            // config-schema fields
   const byName = new Map();
   let defaults = {};
+  let baseForm = null;        // the base config's controls
   let rowSeq = 0;
 
   // ------------------------------------------------------------------ list
-
-  function shortTime(iso) {
-    if (!iso) return "–";
-    const d = new Date(iso);
-    const pad = (n) => String(n).padStart(2, "0");
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  }
 
   async function loadList() {
     try {
@@ -43,7 +41,7 @@
         el("td", { dataset: { label: "Strategy" }, text: sw.strategy }),
         el("td", { class: "col-num", dataset: { label: "Trials" }, text: `${sw.trial_count ?? 0}/${sw.budget}` }),
         el("td", { class: "col-num col-accuracy", dataset: { label: "Best val" }, text: fmt.pct(sw.best_value, 2) }),
-        el("td", { dataset: { label: "Created" } }, [el("time", { datetime: sw.created_at, text: shortTime(sw.created_at) })]),
+        el("td", { dataset: { label: "Created" } }, [el("time", { datetime: sw.created_at, text: fmt.shortTime(sw.created_at) })]),
       ])));
       const total = data && typeof data.count === "number" ? data.count : rows.length;
       countLabel.textContent = `(${total})`;
@@ -52,7 +50,7 @@
       if (rows.some((sw) => sw.status === "queued" || sw.status === "running")) window.setTimeout(loadList, 5000);
     } catch (err) {
       message.hidden = false;
-      message.textContent = `Could not load your sweeps: ${err.message}`;
+      message.textContent = `Could not load your sweeps: ${errorText(err)}`;
     }
   }
 
@@ -64,7 +62,7 @@
 
   function refreshAddSelect() {
     const used = new Set([...rowsBox.querySelectorAll(".space-row")].map((r) => r.dataset.field));
-    const options = schema.filter((f) => !used.has(f.name) && f.name !== "epochs" && f.name !== "train_size" &&
+    const options = schema.filter((f) => !used.has(f.name) && !BASE_FIELDS.includes(f.name) &&
       (isNumeric(f) || f.type === "choice" || f.type === "int_list"));
     addSelect.replaceChildren(...options.map((f) => el("option", { value: f.name, text: fieldLabel(f) })));
     addButton.disabled = !options.length;
@@ -102,12 +100,9 @@
       valuesBox.hidden = mode.value === "range";
     });
     row.spec = () => {
-      if (mode.value === "values") {
-        const list = values.value.split(",").map((v) => v.trim()).filter(Boolean).map(Number);
-        return { values: list };
-      }
-      return { low: low.value === "" ? null : Number(low.value), high: high.value === "" ? null : Number(high.value),
-        scale: scale.value, type: f.type };
+      if (mode.value === "values") return { values: parseNumberList(values.value) };
+      const number = (input) => { const v = parseNumberText(input.value); return v === "invalid" ? input.value : v; };
+      return { low: number(low), high: number(high), scale: scale.value, type: f.type };
     };
     return [el("div", { class: "form-field" }, [el("label", { for: mode.id, text: "Vary as" }), mode]), rangeBox, valuesBox];
   }
@@ -128,10 +123,7 @@
     const def = Array.isArray(f.default) ? f.default.join(",") : "";
     const input = el("input", { type: "text", id, class: "space-layers", value: `64; 128; ${def}`,
       placeholder: "64; 128; 256,128", autocomplete: "off" });
-    row.spec = () => ({
-      values: input.value.split(";").map((part) => part.trim()).filter(Boolean)
-        .map((part) => part.split(",").map((v) => v.trim()).filter(Boolean).map(Number)),
-    });
+    row.spec = () => ({ values: parseLayerOptions(input.value) });
     return [el("div", { class: "form-field space-layers-box" }, [
       el("label", { for: id, text: "Layer lists (';' between options, ',' between layers)" }), input])];
   }
@@ -165,13 +157,7 @@
   function clearErrors() {
     form.querySelectorAll(".field-error, .form-error").forEach((node) => { node.textContent = ""; });
     form.querySelectorAll("[aria-invalid]").forEach((node) => node.removeAttribute("aria-invalid"));
-  }
-
-  function messages(value) {
-    if (value === null || value === undefined) return "";
-    if (Array.isArray(value)) return value.map(messages).join(" ");
-    if (typeof value === "object") return Object.entries(value).map(([k, v]) => `${k}: ${messages(v)}`).join(" ");
-    return String(value);
+    if (baseForm) baseForm.clearErrors();
   }
 
   function setError(id, text) {
@@ -186,25 +172,20 @@
       if (key === "space") {
         if (value && typeof value === "object" && !Array.isArray(value)) {
           for (const [field, msgs] of Object.entries(value)) {
-            if (!setError(`space-error-${field}`, messages(msgs))) {
-              document.getElementById("space-error").textContent += `${field}: ${messages(msgs)} `;
+            if (!setError(`space-error-${field}`, messageText(msgs))) {
+              document.getElementById("space-error").textContent += `${field}: ${messageText(msgs)} `;
             }
           }
         } else {
-          setError("space-error", messages(value));
+          setError("space-error", messageText(value));
         }
       } else if (key === "base_config") {
-        if (value && typeof value === "object" && !Array.isArray(value)) {
-          for (const [field, msgs] of Object.entries(value)) {
-            if (!setError(`base-error-${field}`, messages(msgs))) {
-              document.getElementById("base-error").textContent += `${field}: ${messages(msgs)} `;
-            }
-          }
-        } else setError("base-error", messages(value));
+        const { leftovers: rest } = baseForm ? baseForm.showErrors(value) : { leftovers: [messageText(value)] };
+        setError("base-error", rest.join(" "));
       } else if (key === "detail" || key === "non_field_errors") {
-        leftovers.push(messages(value));
-      } else if (!setError(`sweep-error-${key}`, messages(value))) {
-        leftovers.push(`${key}: ${messages(value)}`);
+        leftovers.push(messageText(value));
+      } else if (!setError(`sweep-error-${key}`, messageText(value))) {
+        leftovers.push(`${key}: ${messageText(value)}`);
       }
     }
     formError.textContent = leftovers.join(" ") || "Please fix the highlighted fields.";
@@ -217,8 +198,8 @@
   }
 
   function intOrNull(input) {
-    const v = input.value.trim();
-    return v === "" ? null : Number(v);
+    const value = parseNumberText(input.value);
+    return value === "invalid" ? input.value : value;
   }
 
   async function submit(event) {
@@ -231,10 +212,7 @@
       addSelect.focus();
       return;
     }
-    const baseConfig = Object.assign({}, defaults, {
-      epochs: intOrNull(document.getElementById("base-epochs")),
-      train_size: intOrNull(document.getElementById("base-train-size")),
-    });
+    const baseConfig = { ...defaults, ...(baseForm ? baseForm.values() : BASE_VALUES) };
     const payload = {
       name: document.getElementById("sweep-name").value.trim(),
       strategy: document.getElementById("sweep-strategy").value,
@@ -253,7 +231,7 @@
       return;
     } catch (err) {
       if (err.status === 400 && err.data) showErrors(err.data);
-      else formError.textContent = err.message;
+      else formError.textContent = errorText(err);
     }
     submitButton.disabled = false;
     submitButton.textContent = "START SWEEP";
@@ -269,10 +247,12 @@
       schema = data.fields || [];
       schema.forEach((f) => { byName.set(f.name, f); defaults[f.name] = f.default; });
       if (data.defaults && typeof data.defaults === "object") defaults = Object.assign({}, defaults, data.defaults);
+      baseForm = window.TunerConfigForm.create(data, { container: document.getElementById("base-config"), fields: BASE_FIELDS });
+      baseForm.set(BASE_VALUES);
       refreshAddSelect();
       if (byName.has("learning_rate")) addRow("learning_rate");
     } catch (err) {
-      formError.textContent = `Could not load the config schema: ${err.message}`;
+      formError.textContent = `Could not load the config schema: ${errorText(err)}`;
     }
     addButton.addEventListener("click", () => {
       const row = addRow(addSelect.value);
