@@ -6,6 +6,8 @@ Pure Python + NumPy (no Django): callers pass plain data.
     analysis = analyze(RunSummary(config=cfg, status="succeeded", epochs=[...]), history=[...])
 """
 
-from .analysis import THRESHOLDS, Advice, Analysis, RunSummary, analyze
+from .analysis import analyze
+from .thresholds import THRESHOLDS
+from .types import Advice, Analysis, RunSummary
 
 __all__ = ["THRESHOLDS", "Advice", "Analysis", "RunSummary", "analyze"]

@@ -1,8 +1,9 @@
 """`analyze(run, history)`: read one run's curves like an expert and propose exact changes.
 
 Pure Python + NumPy; receives plain data (RunSummary) and never imports Django.
-The rules live in `rules.py` (single run) and `history.py` (the user's other runs);
-every threshold is in THRESHOLDS (`thresholds.py`), which the README quotes.
+The rules live in `rules/` (single run, one module per family) and `history.py` (the
+user's other runs); every threshold is in THRESHOLDS (`thresholds.py`), which the README
+quotes.
 """
 
 from __future__ import annotations
@@ -11,47 +12,17 @@ import math
 
 import numpy as np
 
-from .base import (
-    CATEGORIES,
-    INFO_KINDS,
-    PRIORITY_RANK,
-    PROBLEM_KINDS,
-    Advice,
-    Analysis,
-    Curves,
-    RunSummary,
-    _valid_changes,
-    config_view,
-    jsonable,
-    pct,
-    pts,
-)
+from .changes import config_view, valid_changes
+from .curves import Curves
+from .formatting import jsonable
 from .history import history_advice
-from .rules import (
-    Context,
-    _headline,
-    dead_units,
-    divergence,
-    instability,
-    lr_too_high,
-    lr_too_low,
-    make_advice,
-    more_epochs,
-    overfitting,
-    plateau,
-    success,
-    underfitting,
-)
+from .rules import RULES, Context, divergence, performance, rating
 from .thresholds import THRESHOLDS
+from .types import INFO_KINDS, PRIORITY_RANK, Advice, Analysis, RunSummary
 
-__all__ = ["THRESHOLDS", "Advice", "Analysis", "RunSummary", "analyze", "_valid_changes",
-           "CATEGORIES", "PROBLEM_KINDS", "INFO_KINDS"]
+__all__ = ["analyze"]
 
 T = THRESHOLDS
-
-# Rule order matters: later rules read what earlier ones found (ctx.fired).
-RULES = (divergence, instability, lr_too_high, lr_too_low, overfitting, underfitting, more_epochs,
-         plateau, dead_units, success)
 
 
 def analyze(run: RunSummary, history=()) -> Analysis:
@@ -66,7 +37,7 @@ def _analyze(run: RunSummary, history) -> Analysis:
     all_curves = Curves.from_epochs(run.epochs)
     curves = all_curves.head(all_curves.finite_n)
     summary = _summary(run, all_curves)
-    category = _category(run, summary)
+    category = rating(run, summary)
     ctx = Context(run=run, cfg=cfg, all_curves=all_curves, curves=curves, summary=summary,
                   category=category)
 
@@ -80,7 +51,7 @@ def _analyze(run: RunSummary, history) -> Analysis:
             if produced:
                 ctx.fired.setdefault(produced[0].kind, []).extend(produced)
                 raw.extend(produced)
-    raw.append(_performance(run, summary, category))
+    raw.append(performance(run, summary, category))
     if not unfinished:
         raw.extend(a for a in (_finalise(run.config, advice)
                                for advice in history_advice(run, history, summary["best_val_accuracy"]))
@@ -91,13 +62,13 @@ def _analyze(run: RunSummary, history) -> Analysis:
 
 def _finalise(config: dict, advice: Advice) -> Advice | None:
     """Validate the advice's changes; drop the advice when a fix has nothing left to change."""
-    advice.changes = _valid_changes(config, advice.changes)
+    advice.changes = valid_changes(config, advice.changes)
     if not advice.changes and advice.kind not in INFO_KINDS:
         return None
     return advice
 
 
-# --- summary and category ---------------------------------------------------------------------------------
+# --- summary ---------------------------------------------------------------------------------------------
 
 
 def _accuracy(value) -> float | None:
@@ -148,62 +119,3 @@ def _summary(run: RunSummary, c: Curves) -> dict:
         "final_val_loss": float(c.val_loss[-1]) if c.n else None,
         "convergence": convergence,
     })
-
-
-def _category(run: RunSummary, summary: dict) -> str:
-    if run.status in ("failed", "diverged"):
-        return "failed"
-    _, metric = _headline(summary)
-    if metric is None:
-        return "failed"
-    if metric >= T["excellent_accuracy"]:
-        return "excellent"
-    if metric >= T["good_accuracy"]:
-        return "good"
-    if metric >= T["fair_accuracy"]:
-        return "fair"
-    return "poor"
-
-
-def _performance(run: RunSummary, summary: dict, category: str) -> Advice:
-    metric_name, metric = _headline(summary)
-    parts = []
-    if run.status == "diverged":
-        parts.append("The run diverged, so it is rated failed"
-                     + (f" ({run.message})" if run.message else ""))
-    elif run.status == "failed":
-        parts.append("The run failed" + (f" ({run.message})" if run.message else ""))
-    elif run.status == "cancelled":
-        parts.append(f"The run was cancelled after {summary['epochs_run']} epoch"
-                     f"{'' if summary['epochs_run'] == 1 else 's'}")
-    if summary["best_val_accuracy"] is not None:
-        text = f"Best validation accuracy {pct(summary['best_val_accuracy'])}"
-        if summary["best_epoch"] is not None:
-            text += f" at epoch {summary['best_epoch']}"
-        if summary["test_accuracy"] is not None:
-            text += f", test accuracy {pct(summary['test_accuracy'])}"
-        parts.append(text)
-    elif run.status not in ("diverged", "failed"):
-        parts.append("No epoch completed, so there is nothing to rate")
-    if summary["epochs_to_95pct_best"] is not None:
-        parts.append(f"it reached 95% of its best by epoch {summary['epochs_to_95pct_best']} of "
-                     f"{summary['epochs_run']} ({summary['convergence']} convergence)")
-    if summary["generalization_gap"] is not None:
-        parts.append(f"final train/val accuracy {pct(summary['final_train_accuracy'])} / "
-                     f"{pct(summary['final_val_accuracy'])} (gap {pts(summary['generalization_gap'] / 100)})")
-    if category == "failed":
-        scale = ("Rated failed: diverged and failed runs, and runs without any accuracy, are not rated on "
-                 "the accuracy scale.")
-    else:
-        scale = (f"Rated {category}: excellent >= {pct(T['excellent_accuracy'])}, "
-                 f"good >= {pct(T['good_accuracy'])}, "
-                 f"fair >= {pct(T['fair_accuracy'])} ({metric_name}; a well-tuned MLP reaches 88-90% test "
-                 f"accuracy on Fashion-MNIST, chance is {pct(T['chance_accuracy'])}).")
-    rationale = "; ".join(parts) + ". " + scale if parts else scale
-    title = (f"Rated {category}: {pct(metric)} {metric_name}" if metric is not None and category != "failed"
-             else f"Rated {category}")
-    return make_advice("performance", "low", title, rationale, {}, 1.0,
-                       {**summary, "category": category,
-                        "thresholds": {"excellent_accuracy": T["excellent_accuracy"],
-                                       "good_accuracy": T["good_accuracy"],
-                                       "fair_accuracy": T["fair_accuracy"]}})

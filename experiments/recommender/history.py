@@ -14,9 +14,11 @@ from typing import Any
 
 from training.config import FIELDS
 
-from .base import Advice, RunSummary, config_view, pct, show_value
-from .rules import make_advice
+from .changes import config_view
+from .formatting import pct, show_value
+from .rules.context import make_advice
 from .thresholds import THRESHOLDS as T
+from .types import Advice, RunSummary
 
 # Statuses whose best validation accuracy says something about the config (a failed
 # run crashed for other reasons; a cancelled one did not finish).
