@@ -3,6 +3,10 @@
 Every TrainingConfig field is a flag (generated from `FIELDS`). Bad flags or values
 print every field error and exit with code 2; a missing dataset prints where it
 looked and exits with code 1. `--json` ends the output with one JSON line.
+
+The hyperparameter flags are built by `add_config_arguments` and read back by
+`given_config`; `manage.py train` and `manage.py sweep` use the same two, so all three
+commands spell and explain the fields alike.
 """
 
 from __future__ import annotations
@@ -10,24 +14,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from training.config import FIELDS, ConfigError, TrainingConfig
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+CONFIG_HEADING = "hyperparameters (training/config.py)"
 
 
-def _flag(name: str) -> str:
+def config_flag(name: str) -> str:
+    """The flag of TrainingConfig field `name`: "learning_rate" -> "--learning-rate"."""
     return "--" + name.replace("_", "-")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training",
-                                     description="Train a NumPy MLP on Fashion-MNIST.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    fit = commands.add_parser("fit", help="train one network and print its test accuracy",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def add_config_arguments(parser: argparse.ArgumentParser, *, under_heading: bool = False) -> None:
+    """Add one flag per TrainingConfig field to `parser`.
+
+    `--learning-rate 0.01` stores 0.01 under "learning_rate"; a layer list takes one or more
+    values (`--hidden-layers 256 128`). The values stay as typed: `TrainingConfig.from_dict`
+    validates them. Every flag defaults to None so that `given_config` keeps only the flags
+    given; the help text shows the field's help, its choices and its real default.
+    `under_heading` lists the flags apart in --help, under CONFIG_HEADING: for commands
+    with many options of their own.
+    """
+    target = parser.add_argument_group(CONFIG_HEADING) if under_heading else parser
     for name, spec in FIELDS.items():
         help_text = spec.help
         if spec.choices:
@@ -37,7 +49,33 @@ def build_parser() -> argparse.ArgumentParser:
                                   "help": f"{help_text} (default: {spec.default})".replace("%", "%%")}
         if spec.kind == "int_list":
             kwargs["nargs"] = "+"
-        fit.add_argument(_flag(name), **kwargs)
+        target.add_argument(config_flag(name), **kwargs)
+
+
+def given_config(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The config fields given on the command line: {field: value as typed}.
+
+    `options` maps argument names to values: `vars(args)` of a parser built with
+    `add_config_arguments`, or the options of a Django command's handle().
+    """
+    return {name: options[name] for name in FIELDS if options.get(name) is not None}
+
+
+def config_error_lines(errors: dict[str, list[str]]) -> list[str]:
+    """A ConfigError's `errors` as the lines a command prints, each field named by its flag."""
+    return ["error: invalid configuration:"] + [
+        f"  {config_flag(name) if name in FIELDS else name}: {' '.join(messages)}"
+        for name, messages in errors.items()
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training",
+                                     description="Train a NumPy MLP on Fashion-MNIST.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    fit = commands.add_parser("fit", help="train one network and print its test accuracy",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_config_arguments(fit)
     fit.add_argument("--data-dir", help="folder with the four Fashion-MNIST IDX .gz files")
     fit.add_argument("--csv-train", help="training set in the Kaggle CSV layout (label + 784 pixels)")
     fit.add_argument("--csv-test", help="test set in the Kaggle CSV layout")
@@ -50,17 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> TrainingConfig:
-    given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
-    return TrainingConfig.from_dict(given)
-
-
-def _print_errors(errors: dict[str, list[str]]) -> None:
-    print("error: invalid configuration:", file=sys.stderr)
-    for name, messages in errors.items():
-        print(f"  {_flag(name)}: {' '.join(messages)}", file=sys.stderr)
-
-
 def run_fit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -68,9 +95,9 @@ def run_fit(args: argparse.Namespace) -> int:
     from training.trainer import CheckpointError, fit
 
     try:
-        config = config_from_args(args)
+        config = TrainingConfig.from_dict(given_config(vars(args)))
     except ConfigError as exc:
-        _print_errors(exc.errors)
+        print("\n".join(config_error_lines(exc.errors)), file=sys.stderr)
         return EXIT_USAGE
     try:
         raw = load_fashion_mnist(args.data_dir, csv_train=args.csv_train, csv_test=args.csv_test)

@@ -27,10 +27,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from experiments import selectors, services, sweeps
-from experiments.management.commands.train import add_config_arguments
 from experiments.management.owners import resolve_owner
 from experiments.models import Experiment, Sweep
-from training.cli import EXIT_FAILURE, EXIT_USAGE, _flag
+from training.cli import EXIT_FAILURE, EXIT_USAGE, add_config_arguments, config_flag, given_config
 from training.config import FIELDS
 
 POLL_SECONDS = 1.0
@@ -132,7 +131,7 @@ class Command(BaseCommand):
                             help="import your earlier matching runs as completed trials")
         parser.add_argument("--base-config", default=None, metavar="JSON",
                             help="the config every trial starts from (hyperparameter flags override it)")
-        add_config_arguments(parser)
+        add_config_arguments(parser, under_heading=True)
         parser.add_argument("--name", default="", help="a name for the sweep")
         parser.add_argument("--user", help="owner of the sweep (default: the only superuser)")
         parser.add_argument("--follow", action="store_true",
@@ -159,7 +158,7 @@ class Command(BaseCommand):
                 self.usage_error(f"error: --base-config is not valid JSON: {exc}")
             if not isinstance(base, dict):
                 self.usage_error("error: --base-config must be a JSON object.")
-        base.update({name: options[name] for name in FIELDS if options.get(name) is not None})
+        base.update(given_config(options))
         owner = self._owner(options["user"])
         try:
             sweep = services.sweep_create(
@@ -194,7 +193,7 @@ class Command(BaseCommand):
                                                       else f"--{key.replace('_', '-')}")
             if isinstance(value, dict):
                 for field, messages in value.items():
-                    shown = _flag(field) if key == "base_config" and field in FIELDS else field
+                    shown = config_flag(field) if key == "base_config" and field in FIELDS else field
                     lines.append(f"  {where} {shown}: {' '.join(messages)}")
             else:
                 lines.append(f"  {where}: {' '.join(value)}")

@@ -2,7 +2,7 @@
 
 Queues a run exactly as the web app does (`services.experiment_create`), prints its id
 and, with --follow, shows its progress live until it ends. Every TrainingConfig field
-is a flag, generated from `training.config.FIELDS` as `python -m training fit` does.
+is a flag, built by `training.cli.add_config_arguments` as for `python -m training fit`.
 
 Exit codes: 0 queued (or followed to `succeeded`); 1 quota exceeded, unknown user, or a
 followed run that ended failed/diverged/cancelled; 2 invalid flags or values (every
@@ -17,7 +17,6 @@ an event was lost, so a lost event delays the output but never loses an epoch.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -33,8 +32,7 @@ from experiments import events, services
 from experiments.management.owners import resolve_owner
 from experiments.models import Experiment
 from experiments.selectors import snapshot
-from training.cli import EXIT_FAILURE, EXIT_USAGE, _flag
-from training.config import FIELDS
+from training.cli import EXIT_FAILURE, EXIT_USAGE, add_config_arguments, config_error_lines, given_config
 
 POLL_SECONDS = 2.0
 STOP_MESSAGE_TYPE = "train.follow.stop"
@@ -44,29 +42,11 @@ RECEIVE_RETRY_SECONDS = 0.5
 FINISHED = set(Experiment.FINISHED_STATUSES)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainingConfig field, as training/cli.py's `fit` generates them.
-
-    (training/cli.py builds them inline in build_parser(); factoring that loop into a
-    function there would let both share it.)
-    """
-    group = parser.add_argument_group("hyperparameters (training/config.py)")
-    for name, spec in FIELDS.items():
-        help_text = spec.help
-        if spec.choices:
-            help_text += f" One of: {', '.join(spec.choices)}."
-        help_text = f"{help_text} (default: {spec.default})".replace("%", "%%")  # argparse %-formats help
-        kwargs: dict[str, Any] = {"dest": name, "default": None, "metavar": name.upper(), "help": help_text}
-        if spec.kind == "int_list":
-            kwargs["nargs"] = "+"
-        group.add_argument(_flag(name), **kwargs)
-
-
 class Command(BaseCommand):
     help = "Queue a training run (as the web app does); with --follow, watch it until it ends."
 
     def add_arguments(self, parser):
-        add_config_arguments(parser)
+        add_config_arguments(parser, under_heading=True)
         parser.add_argument("--user", help="owner of the run (default: the only superuser)")
         parser.add_argument("--name", default="", help="a name for the run")
         parser.add_argument("--follow", action="store_true",
@@ -81,15 +61,14 @@ class Command(BaseCommand):
         self.json_output = options["json"]
         # Human-readable output goes to stderr with --json, so stdout is exactly one JSON line.
         self.out = self.stderr if self.json_output else self.stdout
-        config = {name: options[name] for name in FIELDS if options.get(name) is not None}
+        config = given_config(options)
         try:
             services.config_validate(config=config)  # usage errors first, before looking up anyone
             owner = self._owner(options["user"])
             experiment = services.experiment_create(owner=owner, config=config, name=options["name"])
         except services.ConfigInvalid as exc:
-            self.stderr.write("error: invalid configuration:")
-            for name, messages in exc.errors.items():
-                self.stderr.write(f"  {_flag(name) if name in FIELDS else name}: {' '.join(messages)}")
+            for line in config_error_lines(exc.errors):
+                self.stderr.write(line)
             raise SystemExit(EXIT_USAGE) from None
         except services.QuotaExceeded as exc:
             raise CommandError(exc.message, returncode=EXIT_FAILURE) from None
