@@ -1,17 +1,19 @@
 """Server-rendered shells; the pages fill themselves from the REST API and websockets.
 
 Each page names its stylesheets and scripts (static paths) in PAGES; base.html links them after
-the shared ones (theme.css; format.js, run_state.js, common.js, rain.js). frontend/DOM_CONTRACT.md
-lists the modules.
+the shared ones (theme.css; format.js, run_state.js, common.js, rain.js). The URLs the scripts use
+are SCRIPT_URLS, on <body data-urls> (frontend/DOM_CONTRACT.md).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 
 from experiments import selectors
 
@@ -40,47 +42,64 @@ PAGES = {
     "tuner": Page("frontend/tuner.html", "tuner", css("config_form", "tuner"),
                   RUN_VIEWS + CONFIG_FORM + js("live_run", "tuner")),
     "history": Page("frontend/history.html", "history", css("pages"), CHART_JS + js("history")),
-    "run_detail": Page("frontend/run_detail.html", "run", css("pages"), RUN_VIEWS + js("draw_pad", "try_model", "run_detail")),
+    "run_detail": Page("frontend/run_detail.html", "run", css("pages"),
+                       RUN_VIEWS + js("draw_pad", "try_model", "run_detail")),
     "sweeps": Page("frontend/sweeps.html", "sweeps", css("pages", "config_form", "sweeps"),
                    CONFIG_FORM + js("sweeps")),
     "sweep_detail": Page("frontend/sweep_detail.html", "sweeps", css("pages", "sweeps"), CHART_JS + js("sweep_detail")),
 }
 
+# URL names the scripts reach, without and with an id (reversed with 0: Tuner.urls.to(name, id) puts
+# the id in its place).
+SCRIPT_URLS = (
+    "frontend:tuner", "api:config-schema", "api:experiment-list", "api:sweep-list",
+    *((name, 0) for name in (
+        "frontend:run-detail", "frontend:sweep-detail", "api:experiment-detail", "api:experiment-cancel",
+        "api:experiment-metrics", "api:experiment-weights", "api:experiment-predict",
+        "api:experiment-misclassified", "api:experiment-filters", "api:recommendation-apply",
+        "api:sweep-detail", "api:sweep-cancel", "api:sweep-extend")),
+)
+
+
+def script_urls() -> str:
+    table = {}
+    for entry in SCRIPT_URLS:
+        name, args = (entry, ()) if isinstance(entry, str) else (entry[0], entry[1:])
+        table[name] = reverse(name, args=args)
+    return json.dumps(table)
+
 
 def _render(request, name: str, **context):
     page = PAGES[name]
-    return render(request, page.template,
-                  {"page": page.nav, "styles": page.styles, "scripts": page.scripts, **context})
+    return render(request, page.template, {"page": page.nav, "styles": page.styles, "scripts": page.scripts,
+                                           "urls": script_urls(), **context})
 
 
-def _found(obj, what: str):
-    if obj is None:
-        raise Http404(f"No such {what}")
-    return obj
+def _page(name: str):
+    @login_required
+    def view(request):
+        return _render(request, name)
+    view.__name__ = name
+    return view
 
 
-@login_required
-def tuner(request):
-    return _render(request, "tuner")
+def _object_page(name: str, context_name: str, what: str, lookup):
+    """A page about one of the user's objects (`lookup(user, id)`); 404 when it is not theirs."""
+    @login_required
+    def view(request, **kwargs):
+        (object_id,) = kwargs.values()
+        obj = lookup(request.user, object_id)
+        if obj is None:
+            raise Http404(f"No such {what}")
+        return _render(request, name, **{context_name: obj})
+    view.__name__ = name
+    return view
 
 
-@login_required
-def history(request):
-    return _render(request, "history")
-
-
-@login_required
-def run_detail(request, experiment_id: int):
-    experiment = _found(selectors.experiment_get(user=request.user, experiment_id=experiment_id), "run")
-    return _render(request, "run_detail", experiment=experiment)
-
-
-@login_required
-def sweeps(request):
-    return _render(request, "sweeps")
-
-
-@login_required
-def sweep_detail(request, sweep_id: int):
-    sweep = _found(selectors.sweep_get(user=request.user, sweep_id=sweep_id), "sweep")
-    return _render(request, "sweep_detail", sweep=sweep)
+tuner = _page("tuner")
+history = _page("history")
+sweeps = _page("sweeps")
+run_detail = _object_page("run_detail", "experiment", "run",
+                          lambda user, pk: selectors.experiment_get(user=user, experiment_id=pk))
+sweep_detail = _object_page("sweep_detail", "sweep", "sweep",
+                            lambda user, pk: selectors.sweep_get(user=user, sweep_id=pk))

@@ -1,23 +1,37 @@
 // Shared helpers for every page: API calls, live websocket streams, DOM building, and the pure
-// helpers of format.js / run_state.js under one name. Pages read URLs from data-* attributes and
-// json_script blocks; nothing is hard-coded here except the API layout documented in the README.
+// helpers of format.js / run_state.js under one name. URLs come from <body data-urls> (a JSON table
+// by Django URL name, frontend/views.py SCRIPT_URLS): nothing is hard-coded here.
 // Needs format.js and run_state.js (loaded before it by base.html).
 //
 // window.Tuner:
-//   api.get/post/del(path[, data]) -> parsed JSON; throws api.ApiError {status, data, message}
+//   api.get/post/del(url[, data]) -> parsed JSON; throws api.ApiError {status, data, message}
 //   errorText(err), fmt (format.js); runState (run_state.js)
+//   urls.to(name, id?): the URL named `name` ("api:experiment-detail"), with `id` for its 0;
+//   urls.runPage(id), urls.sweepPage(id), urls.tuner(config?) (the tuner loading `config`)
 //   LiveSocket, RunStream (below); el(tag, attrs, children); jsonScript(id); cookie(name)
 (function () {
   "use strict";
   const { fmt, errorText, apiErrorText } = window.TunerFormat;
   const runState = window.TunerRunState;
   const body = document.body;
-  const apiRoot = body.dataset.apiRoot || "/api/";
 
   function cookie(name) {
     const match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
     return match ? decodeURIComponent(match[1]) : null;
   }
+
+  const urlTable = JSON.parse(body.dataset.urls || "{}");
+  function to(name, id) {
+    const template = urlTable[name];
+    if (template === undefined) throw new Error(`No URL named ${name} in <body data-urls>.`);
+    return id === undefined ? template : template.replace("/0/", `/${encodeURIComponent(id)}/`);
+  }
+  const urls = {
+    to,
+    runPage: (id) => to("frontend:run-detail", id),
+    sweepPage: (id) => to("frontend:sweep-detail", id),
+    tuner: (config) => `${to("frontend:tuner")}${config ? `?config=${encodeURIComponent(JSON.stringify(config))}` : ""}`,
+  };
 
   class ApiError extends Error {
     constructor(status, data) {
@@ -27,8 +41,7 @@
     }
   }
 
-  async function request(method, path, data) {
-    const url = path.startsWith("/") ? path : apiRoot + path;
+  async function request(method, url, data) {
     const headers = { Accept: "application/json" };
     const init = { method, headers, credentials: "same-origin" };
     if (data !== undefined) {
@@ -137,7 +150,7 @@
     }
     async poll() {
       try {
-        const detail = await api.get(`experiments/${this.id}/`);
+        const detail = await api.get(urls.to("api:experiment-detail", this.id));
         if (!this.socket.closed) this.apply({ type: "snapshot", experiment: detail });
       } catch (err) { /* keep polling */ }
     }
@@ -182,5 +195,5 @@
     return node ? JSON.parse(node.textContent) : null;
   }
 
-  window.Tuner = { api, LiveSocket, RunStream, runState, fmt, errorText, el, jsonScript, cookie };
+  window.Tuner = { api, urls, LiveSocket, RunStream, runState, fmt, errorText, el, jsonScript, cookie };
 })();

@@ -3,9 +3,8 @@
 // Needs common.js (window.Tuner) and, for the chart, Chart.js (window.Chart).
 (function () {
   "use strict";
-  const { api, el, fmt, errorText, LiveSocket, runState: RS } = window.Tuner;
+  const { api, urls, el, fmt, errorText, LiveSocket, runState: RS } = window.Tuner;
 
-  const LIST_URL = "experiments/?limit=200&ordering=-created_at";
   const POLL_MS = 10000;
   // Fields sorted high-to-low on their first click (the rest low-to-high).
   const DESCENDING_FIRST = new Set(["id", "created_at", "best_val_accuracy", "test_accuracy", "epochs",
@@ -112,7 +111,7 @@
       ? (run.epochs_done && run.epochs_done !== c.epochs ? `${run.epochs_done}/${c.epochs}` : String(c.epochs)) : "–";
     const statusTitle = run.message || run.error_message || null;
     return [
-      cell("Run", "col-run", [el("a", { class: "run-link", href: `/runs/${run.id}/` }, [
+      cell("Run", "col-run", [el("a", { class: "run-link", href: urls.runPage(run.id) }, [
         el("span", { class: "run-id", text: `#${run.id}` }),
         el("span", { class: "run-name", text: run.name || "untitled" }),
       ])]),
@@ -128,7 +127,7 @@
       cell("Test", "col-num col-accuracy", fmt.pct(run.test_accuracy)),
       cell("Duration", "col-num", fmt.duration(run.duration_seconds)),
       cell("Lineage", "col-lineage", run.parent
-        ? [el("a", { href: `/runs/${run.parent}/`, class: "lineage-link", title: `Derived from run #${run.parent}` },
+        ? [el("a", { href: urls.runPage(run.parent), class: "lineage-link", title: `Derived from run #${run.parent}` },
           `← #${run.parent}`)]
         : [el("span", { class: "muted", text: "–" })]),
       cell("Created", "col-created", [el("time", { datetime: run.created_at || null, text: fmt.shortTime(run.created_at) })]),
@@ -199,7 +198,7 @@
     const all = runs.size;
     countLabel.textContent = shown === all ? `(${all})` : `(${shown} of ${all})`;
     if (!all) {
-      message.replaceChildren("No runs yet. ", el("a", { href: "/", text: "Start one in the tuner" }), ".");
+      message.replaceChildren("No runs yet. ", el("a", { href: urls.tuner(), text: "Start one in the tuner" }), ".");
     } else if (!shown) {
       message.textContent = "No run matches the filter.";
     } else if (totalCount > all) {
@@ -240,7 +239,7 @@
 
   async function loadAll() {
     try {
-      const page = await api.get(LIST_URL);
+      const page = await api.get(`${urls.to("api:experiment-list")}?limit=200&ordering=-created_at`);
       const list = Array.isArray(page) ? page : page.results || [];
       totalCount = typeof page.count === "number" ? page.count : list.length;
       const ids = new Set(list.map((run) => run.id));
@@ -329,7 +328,7 @@
 
   async function refreshMetrics(id) {
     try {
-      const list = await api.get(`experiments/${id}/metrics/`);
+      const list = await api.get(urls.to("api:experiment-metrics", id));
       metricsCache.set(id, Array.isArray(list) ? list : []);
     } catch (err) {
       metricsCache.set(id, []);

@@ -1,23 +1,20 @@
 // Run detail page: curves (live while the run is active), configuration, recommendations, test
 // results (confusion matrix, per-class accuracy), misclassified test images, first-layer filters
-// and "Try the model" (try_model.js). URLs come from data-* attributes of #run-detail.
+// and "Try the model" (try_model.js).
 // Needs common.js, Chart.js, charts.js (TunerCharts), recommendations.js, draw_pad.js, try_model.js.
 (function () {
   "use strict";
-  const { api, el, fmt, errorText, RunStream, runState: RS } = window.Tuner;
+  const { api, urls: pages, el, fmt, errorText, RunStream, runState: RS } = window.Tuner;
   const root = document.getElementById("run-detail");
   if (!root) return;
   const runId = Number(root.dataset.experimentId);
-  const withId = (template, id) => template.replace("/0/", `/${encodeURIComponent(id)}/`);
   const urls = {
-    schema: root.dataset.schemaUrl,
-    run: (id) => withId(root.dataset.experimentUrl, id),
-    runPage: (id) => withId(root.dataset.runPageUrl, id),
-    apply: (id) => withId(root.dataset.applyUrl, id),
-    weights: root.dataset.weightsUrl,
-    misclassified: root.dataset.misclassifiedUrl,
-    filters: root.dataset.filtersUrl,
-    tuner: (config) => `${root.dataset.tunerUrl}?config=${encodeURIComponent(JSON.stringify(config))}`,
+    schema: pages.to("api:config-schema"),
+    run: (id) => pages.to("api:experiment-detail", id),
+    apply: (id) => pages.to("api:recommendation-apply", id),
+    weights: pages.to("api:experiment-weights", runId),
+    misclassified: pages.to("api:experiment-misclassified", runId),
+    filters: pages.to("api:experiment-filters", runId),
   };
   const SHORT_NAMES = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"];
 
@@ -79,12 +76,12 @@
 
     const lineage = [];
     if (run.parent) {
-      lineage.push(el("a", { href: urls.runPage(run.parent), title: `Derived from run #${run.parent}` }, `← #${run.parent}`));
+      lineage.push(el("a", { href: pages.runPage(run.parent), title: `Derived from run #${run.parent}` }, `← #${run.parent}`));
     }
     const children = Array.isArray(run.children) ? run.children : [];
     if (children.length) {
       lineage.push(el("span", { class: "muted", text: run.parent ? " · children " : "children " }));
-      children.forEach((child, i) => lineage.push(i ? ", " : "", el("a", { href: urls.runPage(child) }, `#${child}`)));
+      children.forEach((child, i) => lineage.push(i ? ", " : "", el("a", { href: pages.runPage(child) }, `#${child}`)));
     }
     dom.lineage.replaceChildren(...lineage);
 
@@ -119,7 +116,7 @@
       dom.weights.setAttribute("aria-disabled", "true");
       dom.weights.title = "Weights are stored when a run succeeds";
     }
-    if (run.config) dom.openInTuner.href = urls.tuner(run.config);
+    if (run.config) dom.openInTuner.href = pages.tuner(run.config);
   }
 
   // A running run's duration ticks in the browser (the server's only moves with heartbeats).
@@ -166,12 +163,12 @@
       baseConfig: run.config,
       labels,
       emptyText: RS.isTerminal(run.status) ? "No recommendations for this run." : "Recommendations appear when the run has finished.",
-      onQuickApply: (changes) => { window.location.href = urls.tuner({ ...(run.config || {}), ...changes }); },
+      onQuickApply: (changes) => { window.location.href = pages.tuner({ ...(run.config || {}), ...changes }); },
       onApplyRun: async (rec) => {
         dom.recommendationsError.textContent = "";
         try {
           const child = await api.post(urls.apply(rec.id));
-          window.location.href = urls.runPage(child.id);
+          window.location.href = pages.runPage(child.id);
         } catch (err) {
           dom.recommendationsError.textContent = `Apply & Run failed: ${errorText(err)}`;
           throw err;

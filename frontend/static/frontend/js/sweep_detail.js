@@ -3,7 +3,7 @@
 // parallel-coordinates plot and the importance bars. Needs common.js and Chart.js (window.Chart).
 (function () {
   "use strict";
-  const { api, el, fmt, errorText, runState: RS } = window.Tuner;
+  const { api, urls, el, fmt, errorText, runState: RS } = window.Tuner;
 
   const root = document.getElementById("sweep-page");
   const sweepId = parseInt(root.dataset.sweepId, 10);
@@ -51,7 +51,7 @@
 
   async function poll() {
     try {
-      render(await api.get(`sweeps/${sweepId}/`));
+      render(await api.get(urls.to("api:sweep-detail", sweepId)));
     } catch (err) {
       setConnection("refused", err.status === 404 ? "not found" : "retrying");
       if (err.status !== 404) { timer = window.setTimeout(poll, POLL_MS * 2); }
@@ -89,7 +89,7 @@
     const bestCell = $("sweep-best-trial");
     const best = (data.trials || []).find((t) => t.id === data.best_trial);
     bestCell.replaceChildren(data.best_trial
-      ? el("a", { href: `/runs/${data.best_trial}/`, text: `run #${data.best_trial}${best ? ` (trial ${best.trial_number})` : ""}` })
+      ? el("a", { href: urls.runPage(data.best_trial), text: `run #${data.best_trial}${best ? ` (trial ${best.trial_number})` : ""}` })
       : "–");
     $("sweep-message").textContent = data.message || "";
     $("sweep-warnings").replaceChildren(...(data.warnings || []).map((w) => el("li", { class: "sweep-warning", text: w })));
@@ -113,7 +113,7 @@
     if (bestConfig.id === id && bestConfig.config) return bestConfig.config;
     if (bestConfig.id === id && bestConfig.pending) return bestConfig.pending;
     bestConfig = { id, config: null, pending: null };
-    bestConfig.pending = api.get(`experiments/${id}/`).then((run) => {
+    bestConfig.pending = api.get(urls.to("api:experiment-detail", id)).then((run) => {
       if (bestConfig.id === id) bestConfig.config = run.config;
       return run.config;
     }).finally(() => { if (bestConfig.id === id) bestConfig.pending = null; });
@@ -127,7 +127,7 @@
       return;
     }
     if (bestConfig.id === id && bestConfig.config) {
-      useBest.href = `/?config=${encodeURIComponent(JSON.stringify(bestConfig.config))}`;
+      useBest.href = urls.tuner(bestConfig.config);
       useBest.removeAttribute("aria-disabled");
       return;
     }
@@ -163,7 +163,7 @@
         el("td", { class: "col-num col-accuracy", dataset: { label: "Best val" }, text: fmt.pct(t.best_val_accuracy, 2) }),
         el("td", { class: "col-num", dataset: { label: "Epochs" }, text: String(t.epochs_done ?? 0) }),
         el("td", { class: "col-num", dataset: { label: "Time" }, text: t.seconds ? fmt.duration(t.seconds) : "–" }),
-        el("td", { dataset: { label: "Run" } }, [el("a", { href: `/runs/${t.id}/`, text: `#${t.id}`,
+        el("td", { dataset: { label: "Run" } }, [el("a", { href: urls.runPage(t.id), text: `#${t.id}`,
           "aria-label": `Open run #${t.id} (trial ${t.trial_number})` })]),
       ]);
     }));
@@ -337,14 +337,14 @@
 
   cancelButton.addEventListener("click", () => action(cancelButton, async () => {
     if (!window.confirm("Cancel this sweep? Queued trials are dropped and running ones stop.")) return;
-    render(await api.post(`sweeps/${sweepId}/cancel/`));
+    render(await api.post(urls.to("api:sweep-cancel", sweepId)));
     schedule();
   }));
 
   extendButton.addEventListener("click", () => action(extendButton, async () => {
     const by = parseInt(extendInput.value, 10);
     if (!(by > 0)) { actionMessage.textContent = "Enter how many trials to add (1 or more)."; return; }
-    render(await api.post(`sweeps/${sweepId}/extend/`, { budget: sweep.budget + by }));
+    render(await api.post(urls.to("api:sweep-extend", sweepId), { budget: sweep.budget + by }));
     actionMessage.textContent = "";
     schedule();
   }));
@@ -353,11 +353,11 @@
     const config = await fetchBestConfig(sweep.best_trial);
     const full = Object.assign({}, config, { epochs: 30, train_size: null });
     const best = (sweep.trials || []).find((t) => t.id === sweep.best_trial);
-    const run = await api.post("experiments/", {
+    const run = await api.post(urls.to("api:experiment-list"), {
       name: `${sweep.name || `sweep #${sweep.id}`} best${best ? ` (trial ${best.trial_number})` : ""} · full`,
       config: full, parent: sweep.best_trial,
     });
-    window.location.assign(`/?run=${run.id}`);
+    window.location.assign(`${urls.tuner()}?run=${run.id}`);
   }));
 
   useBest.addEventListener("click", (event) => {

@@ -5,7 +5,7 @@
 // Needs common.js (window.Tuner), config_fields.js and config_form.js.
 (function () {
   "use strict";
-  const { api, el, fmt, errorText } = window.Tuner;
+  const { api, urls, el, fmt, errorText } = window.Tuner;
   const { messageText, parseNumberList, parseLayerOptions, parseNumberText } = window.TunerConfigFields;
   const BASE_FIELDS = ["epochs", "train_size"];
   const BASE_VALUES = { epochs: 5, train_size: 10000 };  // short trials by default
@@ -30,10 +30,10 @@
 
   async function loadList() {
     try {
-      const data = await api.get("sweeps/?limit=100");
+      const data = await api.get(`${urls.to("api:sweep-list")}?limit=100`);
       const rows = Array.isArray(data) ? data : (data.results || []);
       tbody.replaceChildren(...rows.map((sw) => el("tr", { dataset: { sweepId: sw.id } }, [
-        el("td", { dataset: { label: "Sweep" } }, [el("a", { href: `/sweeps/${sw.id}/`, class: "run-link" }, [
+        el("td", { dataset: { label: "Sweep" } }, [el("a", { href: urls.sweepPage(sw.id), class: "run-link" }, [
           el("span", { class: "run-id", text: `#${sw.id}` }),
           el("span", { class: "run-name", text: sw.name || "untitled" }),
         ])]),
@@ -226,8 +226,8 @@
     submitButton.disabled = true;
     submitButton.textContent = "STARTING…";
     try {
-      const sweep = await api.post("sweeps/", payload);
-      window.location.assign(`/sweeps/${sweep.id}/`);
+      const sweep = await api.post(urls.to("api:sweep-list"), payload);
+      window.location.assign(urls.sweepPage(sweep.id));
       return;
     } catch (err) {
       if (err.status === 400 && err.data) showErrors(err.data);
@@ -243,7 +243,7 @@
     loadList();
     addButton.disabled = true;
     try {
-      const data = await api.get("config-schema/");
+      const data = await api.get(urls.to("api:config-schema"));
       schema = data.fields || [];
       schema.forEach((f) => { byName.set(f.name, f); defaults[f.name] = f.default; });
       if (data.defaults && typeof data.defaults === "object") defaults = Object.assign({}, defaults, data.defaults);

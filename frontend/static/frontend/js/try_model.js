@@ -1,5 +1,5 @@
 // "Try the model" on the run page: draw on the pad (draw_pad.js) or load a test image, and show the
-// class probabilities the server's copy of the network gives (POST data-predict-url of #run-detail).
+// class probabilities the server's copy of the network gives (POST api:experiment-predict).
 // Needs common.js and draw_pad.js.
 //
 // API (window.TunerTryModel):
@@ -14,8 +14,7 @@
   const PLACEHOLDER = "Class probabilities appear here.";
 
   function create(options) {
-    const root = $("run-detail");
-    const predictUrl = root.dataset.predictUrl;
+    const predictUrl = window.Tuner.urls.to("api:experiment-predict", Number($("run-detail").dataset.experimentId));
     const dom = {
       canvas: $("predict-canvas"), random: $("predict-random"), clear: $("predict-clear"), submit: $("predict-submit"),
       brush: $("predict-brush"), live: $("predict-live"), result: $("predict-result"), source: $("predict-source"),

@@ -1,21 +1,19 @@
 // The tuner page `/`: the hyperparameter form (config_form.js), queueing a run, following it live
 // (live_run.js draws it) and acting on its recommendations. The run followed is in the URL (?run=id);
 // "Open in tuner" links bring a config as ?config=<JSON>.
-// DOM ids/classes: frontend/DOM_CONTRACT.md. URLs come from data-* attributes of #tuner.
+// DOM ids/classes: frontend/DOM_CONTRACT.md.
 (function () {
   "use strict";
-  const { api, RunStream, errorText, el, runState: RS } = window.Tuner;
+  const { api, urls: pages, RunStream, errorText, el, runState: RS } = window.Tuner;
   const { networkSummary } = window.TunerConfigFields;
 
   const root = document.getElementById("tuner");
   if (!root) return;
-  const withId = (template, id) => template.replace("/0/", `/${encodeURIComponent(id)}/`);
   const urls = {
-    schema: root.dataset.schemaUrl,
-    experiments: root.dataset.experimentsUrl,
-    cancel: (id) => withId(root.dataset.cancelUrl, id),
-    apply: (id) => withId(root.dataset.applyUrl, id),
-    runPage: (id) => withId(root.dataset.runPageUrl, id),
+    schema: pages.to("api:config-schema"),
+    experiments: pages.to("api:experiment-list"),
+    cancel: (id) => pages.to("api:experiment-cancel", id),
+    apply: (id) => pages.to("api:recommendation-apply", id),
   };
 
   const $ = (id) => document.getElementById(id);
@@ -189,7 +187,7 @@
     const opts = options || {};
     if (stream) stream.close();
     live.show(id);
-    live.setLink(urls.runPage(id));
+    live.setLink(pages.runPage(id));
     restoreConfig = Boolean(opts.restore);
     if (opts.push) window.history.pushState({ run: id }, "", runUrl(id));
     const token = ++followed;
