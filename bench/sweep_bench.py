@@ -208,7 +208,7 @@ def main() -> None:
         from django.conf import settings
         from django.contrib.auth import get_user_model
 
-        from experiments import sweeps
+        from experiments.search import pruning
 
         db = settings.DATABASES["default"]
         print(f"database: {db['ENGINE'].rsplit('.', 1)[-1]} {db['NAME']}; redis {REDIS_URL}; queue {RUN_ID}; "
@@ -217,7 +217,7 @@ def main() -> None:
               f"{round(BASE['train_size'] * 0.1)} samples (accuracy steps of {100 / round(BASE['train_size'] * 0.1):.2f} "
               f"points)")
         print(f"space: learning_rate log 1e-4..3e-1, optimizer [sgd, momentum, adam], hidden [[16],[32],[64]]; "
-              f"median pruner: startup {sweeps.MEDIAN_STARTUP_TRIALS} trials, warmup {sweeps.MEDIAN_WARMUP_STEPS} "
+              f"median pruner: startup {pruning.MEDIAN_STARTUP_TRIALS} trials, warmup {pruning.MEDIAN_WARMUP_STEPS} "
               f"epoch(s)")
         user = get_user_model().objects.create_user("sweepbench", password="sweep-bench-password-1")
 

@@ -203,8 +203,8 @@ def sweep_trials(*, sweep: Sweep) -> QuerySet[Experiment]:
 
 
 def _trial_records(runs: QuerySet[Experiment], *, warm: bool = False) -> list:
-    """Plain-data trials (experiments.sweeps.TrialRecord) with their per-epoch val accuracies: two queries."""
-    from experiments.sweeps import TrialRecord
+    """Plain-data trials (search.records.TrialRecord) with their per-epoch val accuracies: two queries."""
+    from experiments.search.records import TrialRecord
 
     rows = list(runs.values("id", "trial_number", "status", "config", "best_val_accuracy", "test_accuracy",
                             "epochs_done", "message", "error_message"))
@@ -224,7 +224,7 @@ def _trial_records(runs: QuerySet[Experiment], *, warm: bool = False) -> list:
 
 
 def sweep_trial_records(*, sweep: Sweep) -> list:
-    """The sweep's trials as experiments.sweeps.TrialRecord, by trial number."""
+    """The sweep's trials as experiments.search.records.TrialRecord, by trial number."""
     return _trial_records(sweep_trials(sweep=sweep))
 
 
@@ -263,7 +263,8 @@ def sweep_counts(*, sweep: Sweep, records=None) -> dict[str, int]:
 
 
 def _sweep_budget(sweep: Sweep) -> int:
-    from experiments.sweeps import SweepSpec, SweepSpecError
+    from experiments.search.records import SweepSpec
+    from experiments.search.space import SweepSpecError
 
     try:
         return SweepSpec.from_row(sweep).effective_budget
@@ -290,11 +291,12 @@ def sweep_trial_row(spec, record) -> dict[str, Any]:
 
 def sweep_detail(*, sweep: Sweep) -> dict[str, Any]:
     """Everything the sweep page shows: its settings, trials, best, Pareto front, importance, warnings."""
-    from experiments import sweeps
+    from experiments.search.analysis import analyse
+    from experiments.search.records import SweepSpec
 
     records = sweep_trial_records(sweep=sweep)
-    spec = sweeps.SweepSpec.from_row(sweep)
-    analysis = sweeps.analyse(spec, records)
+    spec = SweepSpec.from_row(sweep)
+    analysis = analyse(spec, records)
     best_id = sweep.best_trial_id or analysis["best_trial"]
     return {
         "id": sweep.pk,
@@ -329,9 +331,9 @@ def sweep_trials_table(*, sweep: Sweep) -> tuple[list[str], list[dict[str, Any]]
     """CSV columns and rows: one per trial, each varied field a column."""
     import json
 
-    from experiments import sweeps
+    from experiments.search.records import SweepSpec
 
-    spec = sweeps.SweepSpec.from_row(sweep)
+    spec = SweepSpec.from_row(sweep)
     records = sweep_trial_records(sweep=sweep)
     columns = ["trial_number", "experiment_id", "status", *spec.params, "best_val_accuracy", "test_accuracy",
                "epochs_done", "seconds", "parameters", "message"]

@@ -18,10 +18,11 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, parsers, renderers, serializers, status
 from rest_framework.response import Response
 
-from experiments import selectors, services, sweeps
+from experiments import selectors, services
 from experiments.api import serializers as s
 from experiments.api.views import NOT_FOUND, QUOTA, UNAUTHENTICATED, ApiView, ExperimentPagination
 from experiments.models import Experiment, Sweep
+from experiments.search.space import DEFAULT_PARALLELISM
 
 SWEEP_NOT_FOUND = OpenApiResponse(s.ErrorDetailSerializer, description="No such sweep (or trial) among yours.")
 SWEEP_CONFLICT = OpenApiResponse(s.ErrorDetailSerializer, description="The sweep's state does not allow this.")
@@ -48,7 +49,7 @@ class SweepCreateInputSerializer(s.StrictInputSerializer):
                                      help_text="grid, random, tpe or qmc.")
     budget = serializers.IntegerField(required=False, allow_null=True, default=None,
                                       help_text="Most trials (1-200); a grid defaults to its size, others to 20.")
-    parallelism = serializers.IntegerField(required=False, default=sweeps.DEFAULT_PARALLELISM,
+    parallelism = serializers.IntegerField(required=False, default=DEFAULT_PARALLELISM,
                                            help_text="Most trials queued or running at once (1-8).")
     pruner = serializers.CharField(required=False, default="none", help_text="none, median or asha.")
     second_objective = serializers.CharField(required=False, default="none",

@@ -19,8 +19,9 @@ from django.db import connections
 from django.db.models import Count
 from django.utils import timezone
 
-from experiments import services, sweeps
+from experiments import services
 from experiments.models import EpochMetric, Experiment, Sweep
+from experiments.search.study import Asker
 from tests.conftest import wait_for
 from training.config import FIELDS
 
@@ -201,46 +202,6 @@ def test_a_clearly_worse_trial_is_pruned_by_the_median_pruner_and_keeps_its_epoc
     assert sweep.status == Sweep.Status.FINISHED and sweep.best_trial_id != bad.pk
 
 
-def _record(number, status, accs, config=None):
-    return sweeps.TrialRecord(number=number, experiment_id=100 + number, status=status,
-                              config=config or {**BASE, "learning_rate": 0.01},
-                              best_val_accuracy=max(accs) if status == "succeeded" else None,
-                              intermediate=dict(enumerate(accs, start=1)))
-
-
-def _spec(pruner, **kwargs):
-    plan = sweeps.validate_sweep(base_config={**BASE, "epochs": 9}, space=LR_RANGE, strategy="random", seed=1)
-    return sweeps.SweepSpec(strategy="random", params=plan.params, base_config=plan.base_config, budget=10, seed=1,
-                            pruner=pruner, **kwargs)
-
-
-def test_should_prune_with_the_median_pruner_on_synthetic_curves():
-    spec = _spec("median")
-    done = [_record(1, "succeeded", [0.60, 0.70, 0.75]), _record(2, "succeeded", [0.62, 0.72, 0.78])]
-    bad = _record(3, "running", [0.30, 0.40])
-    good = _record(3, "running", [0.65, 0.74])
-    assert sweeps.should_prune(spec, done + [bad], bad, 1) == (
-        "pruned at epoch 1 by the median pruner: val acc 0.3000 < median 0.6100 of 2 completed trials at that epoch")
-    assert sweeps.should_prune(spec, done + [good], good, 2) == ""
-    assert sweeps.should_prune(spec, done[:1] + [bad], bad, 1) == ""  # fewer than 2 completed trials
-    # Pruned, failed and running trials are not the median's reference.
-    others = [_record(1, "pruned", [0.9]), _record(2, "failed", [0.9]), _record(4, "running", [0.9, 0.9])]
-    assert sweeps.should_prune(spec, others + [bad], bad, 1) == ""
-    assert sweeps.should_prune(_spec("none"), done + [bad], bad, 1) == ""
-
-
-def test_should_prune_with_asha_on_synthetic_curves():
-    spec = _spec("asha")
-    done = [_record(n, "succeeded", [0.5 + 0.05 * n] * 9) for n in range(1, 6)]
-    weak = _record(6, "running", [0.52, 0.53, 0.54])
-    strong = _record(6, "running", [0.9, 0.91, 0.92])
-    message = sweeps.should_prune(spec, done + [weak], weak, 1)
-    assert message.startswith("pruned at epoch 1 by the ASHA pruner: val acc 0.5200 is not in the top 1/3")
-    assert sweeps.should_prune(spec, done + [strong], strong, 1) == ""
-    assert sweeps.should_prune(spec, done + [strong], strong, 2) == ""  # no rung at epoch 2
-    assert sweeps.should_prune(spec, done + [strong], strong, 3) == ""
-
-
 # --------------------------------------------------------------------------- the coordinator
 
 
@@ -363,7 +324,7 @@ def test_sweep_trials_are_exempt_from_the_run_quota_but_the_sweep_needs_its_slot
 
 
 def test_an_invalid_combination_becomes_a_failed_trial_and_the_sweep_goes_on(direct_delivery, user, monkeypatch):
-    original = sweeps.Asker.ask
+    original = Asker.ask
     calls = []
 
     def ask(self, number):
@@ -371,7 +332,7 @@ def test_an_invalid_combination_becomes_a_failed_trial_and_the_sweep_goes_on(dir
         changes = original(self, number)
         return {**changes, "warmup_epochs": 5} if number == 1 else changes  # 5 >= epochs: invalid
 
-    monkeypatch.setattr(sweeps.Asker, "ask", ask)
+    monkeypatch.setattr(Asker, "ask", ask)
     sweep = services.sweep_create(owner=user, base_config=BASE, space=LR_RANGE, strategy="tpe", budget=3,
                                   parallelism=1, seed=2)
     rows = trials(sweep)

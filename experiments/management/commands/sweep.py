@@ -26,9 +26,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from experiments import selectors, services, sweeps
+from experiments import selectors, services
 from experiments.management.owners import resolve_owner
 from experiments.models import Experiment, Sweep
+from experiments.search.space import DEFAULT_PARALLELISM, PRUNERS, SECOND_OBJECTIVES, STRATEGIES
 from training.cli import EXIT_FAILURE, EXIT_USAGE, add_config_arguments, config_flag, given_config
 from training.config import FIELDS
 
@@ -65,7 +66,7 @@ def _scalar(text: str) -> Any:
     return value if not isinstance(value, (list, dict)) else text
 
 
-def parse_param(text: str) -> tuple[str, dict[str, Any]]:
+def parse_cli_param(text: str) -> tuple[str, dict[str, Any]]:
     """NAME=SPEC -> (name, a space entry); ParamError says what is wrong."""
     name, sep, spec = text.partition("=")
     name, spec = name.strip().replace("-", "_"), spec.strip()
@@ -101,10 +102,10 @@ def parse_param(text: str) -> tuple[str, dict[str, Any]]:
     return name, {"values": [_scalar(item) for item in spec.split(",")]}
 
 
-def parse_params(texts: list[str]) -> dict[str, dict[str, Any]]:
+def parse_cli_params(texts: list[str]) -> dict[str, dict[str, Any]]:
     space: dict[str, dict[str, Any]] = {}
     for text in texts:
-        name, entry = parse_param(text)
+        name, entry = parse_cli_param(text)
         if name in space:
             raise ParamError(f"--param {name} is given twice.")
         space[name] = entry
@@ -117,14 +118,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
                             help="a varied field: LOW:HIGH[:log][:int], a,b,c, or [64],[128,64] (repeatable)")
-        parser.add_argument("--strategy", default="tpe", help=f"one of {', '.join(sweeps.STRATEGIES)} (default tpe)")
+        parser.add_argument("--strategy", default="tpe", help=f"one of {', '.join(STRATEGIES)} (default tpe)")
         parser.add_argument("--budget", type=int, default=None,
                             help="most trials, 1-200 (default: a grid's size, else 20)")
-        parser.add_argument("--parallelism", type=int, default=sweeps.DEFAULT_PARALLELISM,
+        parser.add_argument("--parallelism", type=int, default=DEFAULT_PARALLELISM,
                             help="most trials queued or running at once, 1-8 (default 2)")
-        parser.add_argument("--pruner", default="none", help=f"one of {', '.join(sweeps.PRUNERS)} (default none)")
+        parser.add_argument("--pruner", default="none", help=f"one of {', '.join(PRUNERS)} (default none)")
         parser.add_argument("--second-objective", default="none",
-                            help=f"minimised too, giving a Pareto front: {', '.join(sweeps.SECOND_OBJECTIVES)}")
+                            help=f"minimised too, giving a Pareto front: {', '.join(SECOND_OBJECTIVES)}")
         parser.add_argument("--sweep-seed", type=int, default=None,
                             help="seeds the sampler (default: random); --seed is the trials' training seed")
         parser.add_argument("--warm-start", action="store_true",
@@ -145,7 +146,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            space = parse_params(options["param"])
+            space = parse_cli_params(options["param"])
         except ParamError as exc:
             self.usage_error(f"error: {exc}")
         if not space:

@@ -1,28 +1,27 @@
-"""Sweep search spaces, request validation and the CLI's --param syntax (no database, no worker)."""
+"""experiments.search.space: search spaces and sweep request validation (no database, no worker)."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from experiments import sweeps
-from experiments.management.commands.sweep import ParamError, parse_param, parse_params
+from experiments.search.records import SweepSpec
+from experiments.search.space import MAX_SEED, STRATEGIES, SweepSpecError, validate_sweep
+from experiments.search.study import Asker
 from training.config import FIELDS, TrainingConfig
 
 BASE = {"hidden_layers": [16], "epochs": 3, "train_size": 600}
 
 
 def errors_of(**kwargs):
-    with pytest.raises(sweeps.SweepSpecError) as caught:
-        sweeps.validate_sweep(**{"base_config": BASE, **kwargs})
+    with pytest.raises(SweepSpecError) as caught:
+        validate_sweep(**{"base_config": BASE, **kwargs})
     return caught.value.errors
 
 
 def test_a_valid_space_is_normalised_in_field_order():
-    plan = sweeps.validate_sweep(base_config=BASE, strategy="tpe", budget=10, seed=3, space={
+    plan = validate_sweep(base_config=BASE, strategy="tpe", budget=10, seed=3, space={
         "optimizer": {"values": ["adam", "sgd"]},
         "learning_rate": {"low": 1e-4, "high": 0.1, "scale": "log"},
         "hidden_layers": {"values": [[64], [128, 64]]},
@@ -40,7 +39,7 @@ def test_a_valid_space_is_normalised_in_field_order():
 
 
 def test_a_log_default_scale_falls_back_to_linear_when_the_range_starts_at_zero():
-    plan = sweeps.validate_sweep(base_config=BASE, space={"l2": {"low": 0, "high": 0.01}}, strategy="random")
+    plan = validate_sweep(base_config=BASE, space={"l2": {"low": 0, "high": 0.01}}, strategy="random")
     assert plan.space["l2"]["scale"] == "linear"
 
 
@@ -103,18 +102,18 @@ def test_grid_sweeps_need_value_lists_and_their_budget_is_the_grid():
     errors = errors_of(space={"learning_rate": {"low": 0.001, "high": 0.1}}, strategy="grid")
     assert "A grid sweep needs a list of values" in errors["space"]["learning_rate"][0]
     space = {"learning_rate": {"values": [0.01, 0.1]}, "batch_size": {"values": [32, 64, 128]}}
-    assert sweeps.validate_sweep(base_config=BASE, space=space, strategy="grid").budget == 6
-    assert sweeps.validate_sweep(base_config=BASE, space=space, strategy="grid", budget=50).budget == 6
-    assert sweeps.validate_sweep(base_config=BASE, space=space, strategy="grid", budget=4).budget == 4
+    assert validate_sweep(base_config=BASE, space=space, strategy="grid").budget == 6
+    assert validate_sweep(base_config=BASE, space=space, strategy="grid", budget=50).budget == 6
+    assert validate_sweep(base_config=BASE, space=space, strategy="grid", budget=4).budget == 4
     assert "warm start applies to" in errors_of(space=space, strategy="grid", warm_start=True)["warm_start"][0]
     huge = {name: {"values": list(range(1, 30))} for name in ("batch_size", "seed", "early_stopping_patience")}
     assert "at most 10,000" in errors_of(space=huge, strategy="grid", base_config={})["strategy"][0]
 
 
 def test_defaults_budget_twenty_and_a_random_stored_seed():
-    plan = sweeps.validate_sweep(space={"dropout": {"low": 0.0, "high": 0.5}})
+    plan = validate_sweep(space={"dropout": {"low": 0.0, "high": 0.5}})
     assert (plan.strategy, plan.budget, plan.parallelism) == ("tpe", 20, 2)
-    assert 0 <= plan.seed <= sweeps.MAX_SEED
+    assert 0 <= plan.seed <= MAX_SEED
 
 
 # --------------------------------------------------------------------------- property: never an exception
@@ -173,16 +172,16 @@ def _is_message_list(value) -> bool:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(space=spaces, strategy=st.sampled_from([*sweeps.STRATEGIES, "bayes"]),
+@given(space=spaces, strategy=st.sampled_from([*STRATEGIES, "bayes"]),
        budget=st.one_of(st.none(), st.integers(min_value=-5, max_value=300), st.floats(), st.text(max_size=3)),
        parallelism=st.one_of(st.integers(min_value=-1, max_value=10), st.booleans()),
        base=st.one_of(st.none(), st.just(BASE), st.dictionaries(st.sampled_from([*FIELDS, "x"]), json_scalars,
                                                                max_size=3)))
 def test_any_request_is_either_a_valid_plan_or_a_clean_error_dict(space, strategy, budget, parallelism, base):
     try:
-        plan = sweeps.validate_sweep(base_config=base, space=space, strategy=strategy, budget=budget,
-                                     parallelism=parallelism)
-    except sweeps.SweepSpecError as exc:
+        plan = validate_sweep(base_config=base, space=space, strategy=strategy, budget=budget,
+                              parallelism=parallelism)
+    except SweepSpecError as exc:
         assert isinstance(exc.errors, dict) and exc.errors
         for key, value in exc.errors.items():
             if isinstance(value, dict):
@@ -191,59 +190,13 @@ def test_any_request_is_either_a_valid_plan_or_a_clean_error_dict(space, strateg
                 assert _is_message_list(value), (key, value)
         return
     # A valid plan: stored as JSON, re-parsed identically, and every proposal is a valid config.
-    assert sweeps.validate_sweep(base_config=plan.base_config, space=plan.space, strategy=plan.strategy,
-                                 budget=plan.budget, parallelism=plan.parallelism, seed=plan.seed).space == plan.space
+    assert validate_sweep(base_config=plan.base_config, space=plan.space, strategy=plan.strategy,
+                          budget=plan.budget, parallelism=plan.parallelism, seed=plan.seed).space == plan.space
     assert 1 <= plan.budget <= 200 and 1 <= plan.parallelism <= 8
-    spec = sweeps.SweepSpec(strategy=plan.strategy, params=plan.params, base_config=plan.base_config,
-                            budget=plan.budget, seed=plan.seed)
-    changes = sweeps.Asker(spec, []).ask(1)
+    spec = SweepSpec(strategy=plan.strategy, params=plan.params, base_config=plan.base_config,
+                     budget=plan.budget, seed=plan.seed)
+    changes = Asker(spec, []).ask(1)
     assert set(changes) == set(plan.space)
     for name, value in changes.items():
         assert plan.params[name].contains(value), (name, value)
     TrainingConfig.from_dict({**plan.base_config, **changes})
-
-
-# --------------------------------------------------------------------------- the CLI's --param syntax
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("learning_rate=1e-4:1e-1:log", ("learning_rate", {"low": 0.0001, "high": 0.1, "scale": "log"})),
-    ("dropout=0:0.5", ("dropout", {"low": 0, "high": 0.5})),
-    ("batch_size=16:512:log", ("batch_size", {"low": 16, "high": 512, "scale": "log", "type": "int"})),
-    ("warmup_epochs=0:3:int", ("warmup_epochs", {"low": 0, "high": 3, "type": "int"})),
-    ("hidden_layers=[64],[128],[256,128]", ("hidden_layers", {"values": [[64], [128], [256, 128]]})),
-    ("optimizer=adam,sgd", ("optimizer", {"values": ["adam", "sgd"]})),
-    ("dropout=0,0.2, 0.4", ("dropout", {"values": [0, 0.2, 0.4]})),
-    ("train_size=1000,none", ("train_size", {"values": [1000, None]})),
-    ("learning-rate=0.1", ("learning_rate", {"values": [0.1]})),
-])
-def test_cli_params_are_parsed(text, expected):
-    assert parse_param(text) == expected
-
-
-@pytest.mark.parametrize("text, fragment", [
-    ("learning_rate", "expected NAME=SPEC"),
-    ("lr=0.1:1", "unknown field 'lr'"),
-    ("learning_rate=", "nothing after"),
-    ("learning_rate=a:1", "low 'a' is not a number"),
-    ("learning_rate=0.1:1:cubic", "unknown range modifier"),
-    ("learning_rate=0.1:1:log:linear", "contradicts"),
-    ("learning_rate=:1", "a range is LOW:HIGH"),
-    ("hidden_layers=[64],[12", "layer lists must look like"),
-])
-def test_cli_param_errors_say_what_is_wrong(text, fragment):
-    with pytest.raises(ParamError, match=fragment.replace("[", r"\[")):
-        parse_param(text)
-
-
-def test_a_param_given_twice_is_an_error():
-    with pytest.raises(ParamError, match="given twice"):
-        parse_params(["dropout=0:0.5", "dropout=0.1,0.2"])
-
-
-def test_cli_ranges_survive_validation():
-    space = parse_params(["learning_rate=1e-4:1e-1:log", "hidden_layers=[64],[128],[256,128]",
-                          "optimizer=adam,sgd", "batch_size=32:256:log"])
-    plan = sweeps.validate_sweep(base_config=BASE, space=space, strategy="tpe", budget=24)
-    assert math.isclose(plan.space["learning_rate"]["low"], 1e-4)
-    assert plan.space["batch_size"]["type"] == "int"
