@@ -53,10 +53,11 @@ test("the legacy top-level lists of a snapshot are used when experiment has none
   assert.deepEqual(run.recommendations, [{ id: 1 }]);
 });
 
-test("a snapshot of a finished run never goes back to an active status", () => {
+test("a REST snapshot of a finished run never goes back to an active status", () => {
   const finished = RS.applyRunEvent(started(), { type: "finished", experiment: 7, seq: 4, status: "succeeded" });
   const stale = RS.applyRunEvent(finished, { type: "snapshot", experiment: detail({ status: "running" }) });
   assert.equal(stale, finished);
+  assert.equal(RS.applyRunEvent(finished, snapshot(6, { status: "queued" })).status, "queued");  // the socket's own
 });
 
 test("an epoch event appends its metrics once and ignores a repeated epoch", () => {
@@ -105,10 +106,11 @@ test("status and finished events merge the run-summary fields", () => {
   assert.equal(finished.seq, 5);
 });
 
-test("a finished run ignores a late active status", () => {
+test("a finished run ignores a late active status from REST, not a newer numbered one", () => {
   const done = RS.applyRunEvent(started(), { type: "status", seq: 4, status: "cancelled" });
-  const late = RS.applyRunEvent(done, { type: "status", status: "running" });
+  const late = RS.applyRunEvent(done, { type: "status", status: "running" });  // e.g. the cancel request's answer
   assert.equal(late.status, "cancelled");
+  assert.equal(RS.applyRunEvent(done, { type: "status", seq: 5, status: "queued" }).status, "queued");  // retried
   assert.equal(RS.applyRunEvent(done, { type: "progress", seq: 5, epoch: 2, epochs: 4, batch: 1, batches: 9 }).progress, null);
 });
 

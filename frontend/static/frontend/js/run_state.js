@@ -16,7 +16,8 @@
 //   progress, log    kept in `progress` / `log`
 //   recommendations  {performance_category, analysis, recommendations}: replaced
 // Anything else (pong, error, unknown types) and any event with seq <= run.seq leaves the state as it
-// is. A finished run never becomes active again (a stale poll or cancel answer arriving late).
+// is. Without a seq (a REST answer) a finished run never becomes active again: a stale poll or cancel
+// answer arriving late must not move it backwards; a numbered event may (a sweep trial retried).
 (function (factory) {  // node: module.exports; browser: window.TunerRunState
   if (typeof module === "object" && module.exports) module.exports = factory(); else self.TunerRunState = factory();
 })(function () {
@@ -49,11 +50,14 @@
 
   const byEpoch = (a, b) => a.epoch - b.epoch;
 
+  // An unnumbered (REST) answer that would take a finished run back to an active status.
+  const backwards = (run, event, status) => typeof event.seq !== "number" && isTerminal(run.status) && isActive(status);
+
   function applySnapshot(run, event) {
     const detail = event.experiment;
     if (!detail || typeof detail !== "object") return run;
     const same = run.id === null || detail.id === undefined || detail.id === run.id;
-    if (same && isTerminal(run.status) && isActive(detail.status)) return run;
+    if (same && backwards(run, event, detail.status)) return run;
     const keep = (name) => (same ? run[name] : []);
     const metrics = detail.metrics || event.metrics || keep("metrics");
     return {
@@ -70,7 +74,7 @@
   function applyStatus(run, event) {
     const fields = fieldsOf(event);
     delete fields.id;
-    if (isTerminal(run.status) && isActive(fields.status)) return run;
+    if (backwards(run, event, fields.status)) return run;
     return { ...run, ...fields };
   }
 

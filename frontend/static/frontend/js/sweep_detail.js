@@ -79,7 +79,7 @@
     $("sweep-progress").setAttribute("aria-valuetext", `${done} of ${data.budget} trials finished`);
     $("sweep-progress-bar").style.width = `${pct}%`;
     const parts = [`${done}/${data.budget} trials finished`];
-    for (const key of ["running", "queued", ...RS.STATUSES.filter((status) => !ACTIVE.has(status))]) {
+    for (const key of [...ACTIVE].reverse().concat(RS.STATUSES.filter((status) => !ACTIVE.has(status)))) {
       if (c[key]) parts.push(`${c[key]} ${key}`);
     }
     if (c.remaining) parts.push(`${c.remaining} still to create`);

@@ -5,7 +5,7 @@
 // Needs common.js (window.Tuner), config_fields.js and config_form.js.
 (function () {
   "use strict";
-  const { api, urls, el, fmt, errorText } = window.Tuner;
+  const { api, urls, el, fmt, errorText, runState } = window.Tuner;
   const { messageText, parseNumberList, parseLayerOptions, parseNumberText } = window.TunerConfigFields;
   const BASE_FIELDS = ["epochs", "train_size"];
   const BASE_VALUES = { epochs: 5, train_size: 10000 };  // short trials by default
@@ -47,7 +47,7 @@
       countLabel.textContent = `(${total})`;
       message.textContent = rows.length ? "" : "No sweeps yet. Start one below.";
       message.hidden = !rows.length ? false : true;
-      if (rows.some((sw) => sw.status === "queued" || sw.status === "running")) window.setTimeout(loadList, 5000);
+      if (rows.some((sw) => runState.isActive(sw.status))) window.setTimeout(loadList, 5000);
     } catch (err) {
       message.hidden = false;
       message.textContent = `Could not load your sweeps: ${errorText(err)}`;
