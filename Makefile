@@ -23,10 +23,13 @@ $(STAMP): requirements.txt
 run: venv
 	$(PY) manage.py runlab
 
-# The full suite runs on PostgreSQL (the production database); a quick subset again on
+# The import contracts (pyproject.toml) and the page scripts' unit tests (node's built-in runner)
+# first; then the full suite on PostgreSQL (the production database) and a quick subset again on
 # SQLite, the embedded default of `make run`. Both use the machine's real Redis.
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 test: venv browser
+	$(VENV)/bin/lint-imports --no-cache
+	node --test frontend/tests/
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(PY) -m pytest
 	DATABASE_URL= $(PY) -m pytest -m "not slow and not browser" -q tests/experiments/test_worker_flow.py tests/experiments/test_api.py
 

@@ -298,7 +298,7 @@ def measure_callbacks(user, epochs: int = 60) -> dict[str, list[float]]:
                                     config=TrainingConfig.from_dict({"epochs": 200}).to_dict())
     lease = services.experiment_claim(experiment_id=run.pk, worker_host="bench")
     run.refresh_from_db()
-    monitor = services._RunMonitor(run, lease)
+    monitor = services.RunMonitor(run, lease)
     timings: dict[str, list[float]] = {"record_epoch": [], "cancel_poll": [], "progress_event": []}
     for epoch in range(1, epochs + 1):
         metrics = EpochMetrics(epoch=epoch, train_loss=0.5, train_accuracy=0.8, val_loss=0.5,

@@ -18,9 +18,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from experiments import services
+from experiments.errors import ServiceError
 from experiments.models import EpochMetric, Experiment, Recommendation, Sweep
 from training.config import FIELDS, OPTIMIZERS
 from training.data import CLASS_NAMES
+from training.trainer import METRIC_FIELDS
 
 EMPTY = "-"
 
@@ -61,6 +63,11 @@ def _ids(experiments) -> str:
     return ", ".join(f"#{e.pk}" for e in experiments)
 
 
+
+def _class_names(count: int) -> list[str]:
+    """Fashion-MNIST's class names, or plain indices if a stored result has another size."""
+    return list(CLASS_NAMES) if count == len(CLASS_NAMES) else [str(i) for i in range(count)]
+
 class OptimizerFilter(admin.SimpleListFilter):
     title = "optimizer"
     parameter_name = "optimizer"
@@ -96,8 +103,7 @@ class ReadOnlyInline(admin.TabularInline):
 class EpochMetricInline(ReadOnlyInline):
     model = EpochMetric
     fk_name = "experiment"
-    fields = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
-              "seconds", "samples_per_second", "gradient_norm", "gradient_norm_max", "dead_unit_fraction")
+    fields = ("epoch", *METRIC_FIELDS)
     ordering = ("epoch",)
 
 
@@ -223,22 +229,17 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.display(description="per-class test accuracy")
     def per_class_table(self, obj: Experiment) -> SafeString | str:
-        values = obj.per_class_accuracy
-        if not values:
-            return EMPTY
-        names = list(CLASS_NAMES) if len(values) == len(CLASS_NAMES) else [str(i) for i in range(len(values))]
-        return format_html(
-            "<table><tbody>{}</tbody></table>",
-            format_html_join("", "<tr><td>{}</td><td>{}</td></tr>",
-                             ((name, _percent(value)) for name, value in zip(names, values, strict=True))),
-        )
+        values = obj.per_class_accuracy or []
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", (
+            (name, _percent(value)) for name, value in zip(_class_names(len(values)), values, strict=True)))
+        return format_html("<table><tbody>{}</tbody></table>", rows) if values else EMPTY
 
     @admin.display(description="confusion matrix (rows: true class, columns: predicted)")
     def confusion_table(self, obj: Experiment) -> SafeString | str:
         matrix = obj.confusion_matrix
         if not matrix:
             return EMPTY
-        names = list(CLASS_NAMES) if len(matrix) == len(CLASS_NAMES) else [str(i) for i in range(len(matrix))]
+        names = _class_names(len(matrix))
         header = format_html_join("", '<th title="{}">{}</th>', ((n, i) for i, n in enumerate(names)))
         body = format_html_join("", "<tr><th>{}</th>{}</tr>", (
             (name, format_html_join("", "<td>{}</td>", ((cell,) for cell in row)))
@@ -280,7 +281,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         for experiment in queryset:
             try:
                 services.experiment_delete(experiment=experiment)
-            except services.ServiceError as exc:
+            except ServiceError as exc:
                 skipped.append(f"#{experiment.pk}: {exc.message}")
         if skipped:
             self.message_user(request, "Not deleted: " + "; ".join(skipped), messages.WARNING)
@@ -293,7 +294,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         for experiment in queryset.order_by("pk"):
             try:
                 experiment = services.experiment_cancel(experiment=experiment)
-            except services.ServiceError as exc:
+            except ServiceError as exc:
                 skipped.append(f"#{experiment.pk} ({exc.message})")
                 continue
             (cancelled if experiment.status == Experiment.Status.CANCELLED else requested).append(experiment)
@@ -315,7 +316,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             try:
                 created.append((experiment, services.experiment_rerun(experiment=experiment,
                                                                       owner=experiment.owner)))
-            except services.ServiceError as exc:
+            except ServiceError as exc:
                 skipped.append(f"#{experiment.pk} ({exc.message})")
         if created:
             pairs = ", ".join(f"#{new.pk} (from #{old.pk})" for old, new in created)
@@ -484,7 +485,7 @@ class SweepAdmin(admin.ModelAdmin):
         for sweep in queryset.order_by("pk"):
             try:
                 done.append(services.sweep_cancel(sweep=sweep))
-            except services.ServiceError as exc:
+            except ServiceError as exc:
                 skipped.append(f"#{sweep.pk} ({exc.message})")
         if done:
             self.message_user(request, f"Cancelled {len(done)} sweep(s): {_ids(done)}.", messages.SUCCESS)

@@ -5,3 +5,13 @@ class ExperimentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "experiments"
     verbose_name = "Experiments"
+
+    def ready(self) -> None:
+        # Wiring, in one place: what follows a run's end (advice first, then its sweep's next
+        # trials), and the Celery worker's signal handlers (they only fire inside a worker).
+        from experiments import worker_hooks
+        from experiments.services import lifecycle, recommendations, sweeps
+
+        lifecycle.subscribe_run_ended(recommendations.on_run_ended)
+        lifecycle.subscribe_run_ended(sweeps.on_run_ended)
+        worker_hooks.connect()

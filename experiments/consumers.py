@@ -35,7 +35,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from experiments import events, selectors
+from experiments import events, live, selectors
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class ExperimentConsumer(_EventStreamConsumer):
         await self.send_snapshot()
 
     async def send_snapshot(self) -> None:
-        data = await database_sync_to_async(selectors.snapshot)(user=self.scope["user"], experiment_id=self.experiment_id)
+        data = await database_sync_to_async(live.snapshot)(user=self.scope["user"], experiment_id=self.experiment_id)
         if data is None:  # deleted (or access lost) since the socket opened
             await self.send_error("This run no longer exists.")
             await self.close(code=CLOSE_NOT_FOUND)

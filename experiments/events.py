@@ -14,13 +14,12 @@ import os
 import threading
 from typing import Any
 
-import redis
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-logger = logging.getLogger(__name__)
+from experiments.broker import redis_client
 
-_redis_clients: dict[str, redis.Redis] = {}
+logger = logging.getLogger(__name__)
 
 
 def run_group(experiment_id: int) -> str:
@@ -31,18 +30,12 @@ def user_group(user_id: int) -> str:
     return f"user_{user_id}_experiments"
 
 
-def _redis() -> redis.Redis:
-    url = settings.REDIS_URL
-    client = _redis_clients.get(url)
-    if client is None:
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        _redis_clients[url] = client
-    return client
+def _seq_key(experiment_id: int) -> str:
+    return f"{settings.CHANNEL_LAYERS['default']['CONFIG'].get('prefix', 'tuner')}:seq:{experiment_id}"
 
 
 def next_seq(experiment_id: int) -> int:
-    key = f"{settings.CHANNEL_LAYERS['default']['CONFIG'].get('prefix', 'tuner')}:seq:{experiment_id}"
-    return int(_redis().incr(key))
+    return int(redis_client().incr(_seq_key(experiment_id)))
 
 
 def current_seq(experiment_id: int) -> int:
@@ -50,9 +43,8 @@ def current_seq(experiment_id: int) -> int:
 
     0 is the safe fallback: the client then keeps every event it receives.
     """
-    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "tuner")
     try:
-        value = _redis().get(f"{prefix}:seq:{experiment_id}")
+        value = redis_client().get(_seq_key(experiment_id))
     except Exception:  # noqa: BLE001 - the snapshot is still right, only less precise
         logger.warning("could not read the seq of experiment %s", experiment_id, exc_info=True)
         return 0

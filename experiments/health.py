@@ -14,35 +14,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import redis
 from django.conf import settings
 from django.db import connections
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from experiments import broker
+from tuner_site.celery import app
 
 logger = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_SECONDS = 1.0
 # How long to wait for workers to answer a ping; overridable (tests use less).
 DEFAULT_WORKER_PING_SECONDS = 1.0
-# kombu's Redis transport keeps one list per priority step: "<queue>" for priority 0,
-# "<queue>\x06\x16<n>" for the others.
-_KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
-_KOMBU_PRIORITY_SEP = "\x06\x16"
-
-_redis_clients: dict[str, redis.Redis] = {}
-
-
-def _redis_client() -> redis.Redis:
-    url = settings.REDIS_URL
-    client = _redis_clients.get(url)
-    if client is None:
-        client = redis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 0),  # redis-py retries 10 times by default: too slow for a probe
-        )
-        _redis_clients[url] = client
-    return client
 
 
 def database_ok(alias: str = "default") -> bool:
@@ -56,20 +38,12 @@ def database_ok(alias: str = "default") -> bool:
         return False
 
 
-def queue_keys(queue: str) -> list[str]:
-    return [queue if step == 0 else f"{queue}{_KOMBU_PRIORITY_SEP}{step}" for step in _KOMBU_PRIORITY_STEPS]
-
-
 def redis_status() -> tuple[bool, int | None]:
     """(Redis answers, messages waiting in the Celery queue or None if unknown)."""
     try:
-        client = _redis_client()
-        pipe = client.pipeline(transaction=False)
-        pipe.ping()
-        for key in queue_keys(settings.TUNER_QUEUE):
-            pipe.llen(key)
-        pong, *lengths = pipe.execute()
-        return bool(pong), int(sum(lengths))
+        client = broker.redis_client(timeout=REDIS_TIMEOUT_SECONDS, retries=False)
+        pong = client.ping()
+        return bool(pong), broker.queue_length(client)
     except Exception as exc:  # noqa: BLE001
         logger.warning("health: redis unavailable: %s", exc)
         return False, None
@@ -80,8 +54,6 @@ def live_worker_count(timeout: float | None = None) -> int | None:
     if timeout is None:
         timeout = float(getattr(settings, "TUNER_HEALTH_WORKER_PING_SECONDS", DEFAULT_WORKER_PING_SECONDS))
     try:
-        from tuner_site.celery import app
-
         replies = app.control.ping(timeout=timeout) or []
         hosts = set()
         for reply in replies:

@@ -11,7 +11,7 @@ are kept (keyed by run id and the weights file's path, size and mtime, so a repl
 file is reloaded). Networks reuse internal buffers in `forward`, so every use of one
 holds its lock.
 
-Errors are `services.ServiceError` subclasses, so the API answers them with their
+Errors are `experiments.errors.ServiceError` subclasses, so the API answers them with their
 status code and {"detail": message}: no weights (409), weights file gone (404),
 weights that do not fit the run's network (409), dataset unavailable (503).
 """
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from experiments.errors import InvalidState, NotFound, Unavailable
 from experiments.models import Experiment
-from experiments.services import ServiceError
 from training.config import ConfigError, TrainingConfig
 from training.data import CLASS_NAMES, N_PIXELS, Dataset, DatasetError, load_fashion_mnist, prepare_dataset
 from training.network import Network
@@ -34,26 +34,6 @@ from training.trainer import EVAL_CHUNK, build_network
 
 MODEL_CACHE_SIZE = 4
 MISCLASSIFIED_CACHE_SIZE = 8
-
-
-class InferenceError(ServiceError):
-    status_code = 409
-
-
-class NoWeights(InferenceError):
-    status_code = 409
-
-
-class WeightsMissing(InferenceError):
-    status_code = 404
-
-
-class WeightsUnusable(InferenceError):
-    status_code = 409
-
-
-class DataUnavailable(InferenceError):
-    status_code = 503
 
 
 @dataclass(eq=False)
@@ -146,7 +126,7 @@ def _raw():
         # Never download inside a request: the workers that trained the run have the files.
         return load_fashion_mnist(download=False)
     except DatasetError as exc:
-        raise DataUnavailable(f"The Fashion-MNIST data is not available on this server: {exc}") from None
+        raise Unavailable(f"The Fashion-MNIST data is not available on this server: {exc}") from None
 
 
 def test_set() -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +148,7 @@ def _normalizer(config: TrainingConfig) -> Dataset:
             data = prepare_dataset(_raw(), validation_fraction=config.validation_fraction, seed=config.seed,
                                    train_size=config.train_size)
         except DatasetError as exc:
-            raise DataUnavailable(f"Cannot rebuild this run's training split: {exc}") from None
+            raise Unavailable(f"Cannot rebuild this run's training split: {exc}") from None
         stats = (data.mean, data.std)
         with _lock:
             _stats[key] = stats
@@ -183,13 +163,13 @@ def _normalizer(config: TrainingConfig) -> Dataset:
 
 def _cache_key(experiment: Experiment) -> tuple:
     if not experiment.weights_path:
-        raise NoWeights(
+        raise InvalidState(
             f"Run #{experiment.pk} has no weights (it is {experiment.status}; weights are stored when a "
             "run succeeds), so it cannot be inspected or asked for predictions.")
     try:
         stat = os.stat(experiment.weights_path)
     except OSError:
-        raise WeightsMissing(f"The weights file of run #{experiment.pk} is missing.") from None
+        raise NotFound(f"The weights file of run #{experiment.pk} is missing.") from None
     return (experiment.pk, experiment.weights_path, stat.st_size, stat.st_mtime_ns)
 
 
@@ -202,20 +182,20 @@ def _load(experiment: Experiment) -> LoadedModel:
     try:
         config = TrainingConfig.from_dict(experiment.config)
     except ConfigError as exc:
-        raise WeightsUnusable(f"Run #{experiment.pk} has an invalid configuration: {exc}") from None
+        raise InvalidState(f"Run #{experiment.pk} has an invalid configuration: {exc}") from None
     try:
         with np.load(experiment.weights_path, allow_pickle=False) as stored:
             weights = {name: stored[name] for name in stored.files if name[:1] in "Wb" and name[1:].isdigit()}
             names = tuple(str(n) for n in stored["class_names"]) if "class_names" in stored.files else CLASS_NAMES
     except FileNotFoundError:
-        raise WeightsMissing(f"The weights file of run #{experiment.pk} is missing.") from None
+        raise NotFound(f"The weights file of run #{experiment.pk} is missing.") from None
     except (OSError, ValueError, KeyError) as exc:
-        raise WeightsUnusable(f"The weights file of run #{experiment.pk} is unreadable: {exc}") from None
+        raise InvalidState(f"The weights file of run #{experiment.pk} is unreadable: {exc}") from None
     network = build_network(config, np.random.default_rng(0))
     try:
         network.load_weights(weights)
     except ValueError as exc:
-        raise WeightsUnusable(f"The weights of run #{experiment.pk} do not fit its network: {exc}") from None
+        raise InvalidState(f"The weights of run #{experiment.pk} do not fit its network: {exc}") from None
     if len(names) != network.sizes[-1]:
         names = CLASS_NAMES
     return LoadedModel(experiment_id=experiment.pk, network=network, normalizer=_normalizer(config),

@@ -1,6 +1,6 @@
 """Experiments (training runs), their per-epoch metrics and their recommendations.
 
-No business logic here: writes live in services.py, reads in selectors.py.
+No business logic here: writes live in experiments/services/, reads in selectors.py.
 """
 
 from __future__ import annotations
@@ -129,11 +129,8 @@ class EpochMetric(models.Model):
 
 
 class Recommendation(models.Model):
-    class Priority(models.TextChoices):
-        CRITICAL = "critical", "Critical"
-        HIGH = "high", "High"
-        MEDIUM = "medium", "Medium"
-        LOW = "low", "Low"
+    Priority = models.TextChoices("Priority", [(value.upper(), (value, value.title()))
+                                               for value in ("critical", "high", "medium", "low")])
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="recommendations")
     kind = models.CharField(max_length=40)
@@ -167,25 +164,19 @@ class Sweep(models.Model):
     """A batch of runs (trials) searched by one strategy within a search space.
 
     The trials are Experiment rows (Experiment.sweep / trial_number) and the only record
-    of what the search has learned: experiments/sweeps.py rebuilds the optimiser's state
+    of what the search has learned: experiments/search rebuilds the optimiser's state
     from them whenever it asks for new parameters or decides about pruning.
     """
 
-    class Strategy(models.TextChoices):
-        GRID = "grid", "Grid"
-        RANDOM = "random", "Random"
-        TPE = "tpe", "TPE (Bayesian)"
-        QMC = "qmc", "Quasi-Monte Carlo"
-
-    class Pruner(models.TextChoices):
-        NONE = "none", "None"
-        MEDIAN = "median", "Median"
-        ASHA = "asha", "Successive halving (ASHA)"
-
-    class SecondObjective(models.TextChoices):
-        NONE = "none", "None"
-        SECONDS = "seconds", "Training seconds (minimise)"
-        PARAMETERS = "parameters", "Parameter count (minimise)"
+    # (member, (value, label)): the search options of experiments/search/space.py, labelled.
+    Strategy = models.TextChoices("Strategy", [
+        ("GRID", ("grid", "Grid")), ("RANDOM", ("random", "Random")), ("TPE", ("tpe", "TPE (Bayesian)")),
+        ("QMC", ("qmc", "Quasi-Monte Carlo"))])
+    Pruner = models.TextChoices("Pruner", [
+        ("NONE", ("none", "None")), ("MEDIAN", ("median", "Median")), ("ASHA", ("asha", "Successive halving (ASHA)"))])
+    SecondObjective = models.TextChoices("SecondObjective", [
+        ("NONE", ("none", "None")), ("SECONDS", ("seconds", "Training seconds (minimise)")),
+        ("PARAMETERS", ("parameters", "Parameter count (minimise)"))])
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

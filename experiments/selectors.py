@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Avg, Count, Q, QuerySet
 
-from experiments import events
 from experiments.models import EpochMetric, Experiment, Recommendation, Sweep
+from experiments.recommender import RunSummary
+from training.trainer import METRIC_FIELDS
 
 ORDERING_FIELDS = ("created_at", "best_val_accuracy", "test_accuracy", "status", "name", "epochs_done",
                    "finished_at")
@@ -52,16 +53,9 @@ HISTORY_LIMIT = 200
 
 def run_summary(*, experiment: Experiment, metrics=None):
     """The recommender's plain-data view of one run (no ORM objects inside)."""
-    from experiments.recommender import RunSummary
-
     if metrics is None:
         metrics = experiment_metrics(experiment=experiment)
-    epochs = [
-        {field: getattr(m, field) for field in (
-            "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds",
-            "samples_per_second", "gradient_norm", "gradient_norm_max", "dead_unit_fraction")}
-        for m in metrics
-    ]
+    epochs = [{field: getattr(m, field) for field in ("epoch", *METRIC_FIELDS)} for m in metrics]
     return RunSummary(config=experiment.config, status=experiment.status, epochs=epochs,
                       best_val_accuracy=experiment.best_val_accuracy, best_epoch=experiment.best_epoch,
                       test_accuracy=experiment.test_accuracy, message=experiment.message,
@@ -83,8 +77,6 @@ def recommendation_get(*, user, recommendation_id: int) -> Recommendation | None
 
 def recommender_stats() -> list[dict]:
     """Per kind: how often advice was given, applied, evaluated, and how often it helped."""
-    from django.db.models import Avg, Count, Q
-
     rows = (Recommendation.objects.values("kind")
             .annotate(given=Count("id"),
                       applied=Count("id", filter=Q(applied_at__isnull=False)),
@@ -99,19 +91,10 @@ def recommender_stats() -> list[dict]:
     return stats
 
 
-# --------------------------------------------------------------------------- live snapshots
-
-
-def metrics_as_dict(metric: EpochMetric) -> dict[str, Any]:
-    from experiments.services import METRIC_FIELDS
-
-    return {"epoch": metric.epoch, **{name: getattr(metric, name) for name in METRIC_FIELDS}}
-
-
-def recommendation_as_dict(row: Recommendation) -> dict[str, Any]:
-    return {"id": row.pk, "kind": row.kind, "priority": row.priority, "title": row.title,
-            "rationale": row.rationale, "changes": row.changes, "confidence": row.confidence,
-            "evidence": row.evidence, "outcome_delta": row.outcome_delta, "improved": row.improved}
+def experiment_children_ids(*, experiment: Experiment) -> list[int]:
+    # Only the owner's runs: a derived run is always created by the parent's owner.
+    return list(experiment.children.filter(owner_id=experiment.owner_id)
+                .order_by("id").values_list("id", flat=True))
 
 
 def visible_run(*, user, experiment_id: int) -> Experiment | None:
@@ -121,56 +104,6 @@ def visible_run(*, user, experiment_id: int) -> Experiment | None:
     if user.is_staff:
         return Experiment.objects.filter(pk=experiment_id).first()
     return experiment_get(user=user, experiment_id=experiment_id)
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def experiment_state(experiment: Experiment) -> dict[str, Any]:
-    return {
-        "id": experiment.pk,
-        "name": experiment.name,
-        "status": experiment.status,
-        "config": experiment.config,
-        "epochs": (experiment.config or {}).get("epochs"),
-        "epochs_done": experiment.epochs_done,
-        "best_val_accuracy": experiment.best_val_accuracy,
-        "best_epoch": experiment.best_epoch,
-        "test_accuracy": experiment.test_accuracy,
-        "test_loss": experiment.test_loss,
-        "confusion_matrix": experiment.confusion_matrix,
-        "per_class_accuracy": experiment.per_class_accuracy,
-        "message": experiment.message,
-        "error": experiment.error_message,
-        "performance_category": experiment.performance_category,
-        "analysis": experiment.analysis,
-        "cancel_requested": experiment.cancel_requested,
-        "attempts": experiment.attempts,
-        "parent": experiment.parent_id,
-        "created_at": _iso(experiment.created_at),
-        "started_at": _iso(experiment.started_at),
-        "finished_at": _iso(experiment.finished_at),
-    }
-
-
-def snapshot(*, user, experiment_id: int) -> dict[str, Any] | None:
-    """{"type": "snapshot", "seq", "experiment", "metrics", "recommendations"}, or None if not visible.
-
-    Reads the seq counter *before* the database (see the module docstring); the
-    caller must already be in the run's group.
-    """
-    seq = events.current_seq(experiment_id)
-    experiment = visible_run(user=user, experiment_id=experiment_id)
-    if experiment is None:
-        return None
-    metrics = [metrics_as_dict(m) for m in experiment_metrics(experiment=experiment)]
-    recommendations = [recommendation_as_dict(r)
-                       for r in experiment_recommendations(experiment=experiment)]
-    return {"type": "snapshot", "seq": seq, "experiment": experiment_state(experiment), "metrics": metrics,
-            "recommendations": recommendations}
-
-
 
 
 # --------------------------------------------------------------------------- sweeps

@@ -90,8 +90,7 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec(
             "batch_size", "int", 128,
             "Samples per gradient step.",
-            "Batch size", minimum=1, maximum=4096, scale="log", ui_minimum=8,
-            ui_maximum=1024, group="optimizer",
+            "Batch size", minimum=1, maximum=4096, scale="log", ui_minimum=8, ui_maximum=1024, group="optimizer",
         ),
         FieldSpec(
             "epochs", "int", 30,
@@ -172,7 +171,7 @@ def format_errors(errors: dict[str, list[str]]) -> str:
     return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in errors.items())
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     """A user's value as they would write it (JSON where possible)."""
     try:
         return json.dumps(value)
@@ -195,7 +194,7 @@ def _check_number(spec: FieldSpec, value: Any, errors: list[str], *, what: str =
     """Coerce `value` to the field's number type, appending messages to `errors`."""
     subject = what or "Value"
     if isinstance(value, bool) or value is None:
-        errors.append(f"{subject} must be a number, got {_show(value)}.")
+        errors.append(f"{subject} must be a number, got {show_value(value)}.")
         return None
     is_int = spec.kind in ("int", "int_list")
     if isinstance(value, str):
@@ -243,7 +242,7 @@ def clean_field(name: str, value: Any) -> tuple[Any, list[str]]:
     if spec.kind == "choice":
         if not isinstance(value, str) or value not in spec.choices:
             options = ", ".join(spec.choices)
-            errors.append(f"Must be one of {options}; got {_show(value)}.")
+            errors.append(f"Must be one of {options}; got {show_value(value)}.")
             return None, errors
         return value, []
     if spec.kind == "int_list":

@@ -226,6 +226,12 @@ TUNER_MAX_ATTEMPTS = env_int("TUNER_MAX_ATTEMPTS", 3)
 TUNER_ARTIFACT_DIR = Path(env("TUNER_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
 # How often a running worker looks for a cancel request (seconds); checked between batches.
 TUNER_CANCEL_POLL_SECONDS = float(env("TUNER_CANCEL_POLL_SECONDS", "0.2"))
+# Fault-injection seam: every training batch sleeps this long (0 = off), so tests and benches
+# can interrupt a run at a known point with epochs that last long enough.
+TUNER_BATCH_DELAY_SECONDS = float(env("TUNER_BATCH_DELAY_SECONDS", "0"))
+# Created runs are sent to the broker. Off only where the caller executes runs itself
+# (tests that play the broker call services.experiment_run directly).
+TUNER_DISPATCH_RUNS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

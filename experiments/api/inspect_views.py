@@ -219,19 +219,29 @@ class ExperimentPredictView(ApiView):
         })
 
 
+# The failure answers of the GET endpoints that read a run's stored weights.
+LISTING_ERRORS = {400: INVALID_QUERY, 401: UNAUTHENTICATED, 404: NOT_FOUND, 409: NO_WEIGHTS,
+                  503: DATA_UNAVAILABLE}
+
+
+def listing_query(request, serializer_class, *, default_limit: int, max_limit: int) -> tuple[int, dict]:
+    """The validated query of a listing endpoint and its limit (default when absent, capped)."""
+    query = serializer_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return min(query.validated_data.get("limit", default_limit), max_limit), query.validated_data
+
+
 class ExperimentMisclassifiedView(ApiView):
     @extend_schema(
         tags=["inspect"], parameters=[MisclassifiedQuerySerializer],
-        responses={200: MisclassifiedOutputSerializer, 400: INVALID_QUERY, 401: UNAUTHENTICATED,
-                   404: NOT_FOUND, 409: NO_WEIGHTS, 503: DATA_UNAVAILABLE},
+        responses={200: MisclassifiedOutputSerializer, **LISTING_ERRORS},
         summary=f"Test images the run gets wrong, most confident first (limit default "
                 f"{MISCLASSIFIED_DEFAULT_LIMIT}, at most {MISCLASSIFIED_MAX_LIMIT})",
     )
     def get(self, request, experiment_id: int):
-        query = MisclassifiedQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        limit = min(query.validated_data.get("limit", MISCLASSIFIED_DEFAULT_LIMIT), MISCLASSIFIED_MAX_LIMIT)
-        offset = query.validated_data.get("offset", 0)
+        limit, query = listing_query(request, MisclassifiedQuerySerializer,
+                                     default_limit=MISCLASSIFIED_DEFAULT_LIMIT, max_limit=MISCLASSIFIED_MAX_LIMIT)
+        offset = query.get("offset", 0)
         experiment = self.get_experiment(experiment_id)
         found = inference.misclassified(experiment)
         images, _ = inference.test_set()
@@ -249,16 +259,13 @@ class ExperimentMisclassifiedView(ApiView):
 
 class ExperimentFiltersView(ApiView):
     @extend_schema(
-        tags=["inspect"], parameters=[LimitQuerySerializer],
-        responses={200: FiltersOutputSerializer, 400: INVALID_QUERY, 401: UNAUTHENTICATED, 404: NOT_FOUND,
-                   409: NO_WEIGHTS, 503: DATA_UNAVAILABLE},
+        tags=["inspect"], parameters=[LimitQuerySerializer], responses={200: FiltersOutputSerializer, **LISTING_ERRORS},
         summary=f"First-layer weights as 28x28 images (limit default {FILTERS_DEFAULT_LIMIT}, "
                 f"at most {FILTERS_MAX_LIMIT})",
     )
     def get(self, request, experiment_id: int):
-        query = LimitQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        limit = min(query.validated_data.get("limit", FILTERS_DEFAULT_LIMIT), FILTERS_MAX_LIMIT)
+        limit, _ = listing_query(request, LimitQuerySerializer, default_limit=FILTERS_DEFAULT_LIMIT,
+                                 max_limit=FILTERS_MAX_LIMIT)
         experiment = self.get_experiment(experiment_id)
         filters, units = inference.first_layer_filters(experiment, limit)
         return Response({"filters": filters.tolist(), "units": units})

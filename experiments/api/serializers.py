@@ -10,18 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from experiments import selectors
+from experiments import live, selectors
 from experiments.models import EpochMetric, Experiment, Recommendation
-from experiments.services import METRIC_FIELDS
-from training.config import FIELDS as CONFIG_FIELDS
-from training.data import CLASS_NAMES
 
 # The CSV header and the JSON keys of one epoch, in this order.
-METRIC_COLUMNS = ("epoch", *METRIC_FIELDS)
 
 # Form posts from the browser carry the CSRF token as a field; it is not an unknown field.
 _IGNORED_INPUT_FIELDS = frozenset({"csrfmiddlewaretoken"})
@@ -125,39 +120,44 @@ class TokenOutputSerializer(serializers.Serializer):
     token = serializers.CharField(help_text='Send as "Authorization: Token <token>".')
 
 
-class EpochMetricOutputSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = EpochMetric
-        fields = METRIC_COLUMNS
+def live_payload_serializer(name: str, model, fields: tuple[str, ...], payload) -> type[serializers.ModelSerializer]:
+    """An output serializer whose representation is experiments.live's `payload` (the websocket
+    sends the same objects); its model `fields` document that shape in the OpenAPI schema."""
+    meta = type("Meta", (), {"model": model, "fields": fields})
+    return type(name, (serializers.ModelSerializer,), {
+        "Meta": meta, "__module__": __name__,
+        "to_representation": lambda self, instance: payload(instance),
+    })
 
 
-class RecommendationOutputSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Recommendation
-        fields = ("id", "kind", "priority", "title", "rationale", "changes", "confidence", "evidence",
-                  "applied_at", "outcome_delta", "improved")
+EpochMetricOutputSerializer = live_payload_serializer(
+    "EpochMetricOutputSerializer", EpochMetric, live.METRIC_COLUMNS, live.metric_payload)
+RecommendationOutputSerializer = live_payload_serializer(
+    "RecommendationOutputSerializer", Recommendation, live.RECOMMENDATION_FIELDS, live.recommendation_payload)
 
 
 class ConfigOutputField(serializers.DictField):
-    """The stored config with its keys in training.config.FIELDS order (PostgreSQL's jsonb reorders them)."""
+    """A stored config with its keys in training.config.FIELDS order (PostgreSQL's jsonb reorders them)."""
 
     def to_representation(self, value: dict[str, Any]) -> dict[str, Any]:
-        ordered = {name: value[name] for name in CONFIG_FIELDS if name in value}
-        ordered.update((name, item) for name, item in value.items() if name not in ordered)
-        return ordered
+        return live.ordered_config(value)
 
 
 class ExperimentListOutputSerializer(serializers.ModelSerializer):
+    """A run summary. The representation is experiments.live's (the websocket events carry the
+    same fields); the declarations below document it for the OpenAPI schema."""
+
     config = ConfigOutputField(read_only=True)
     parent = serializers.IntegerField(source="parent_id", read_only=True, allow_null=True)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
         model = Experiment
-        fields = ("id", "name", "status", "config", "epochs_done", "best_val_accuracy", "best_epoch",
-                  "test_accuracy", "test_loss", "parent", "created_at", "started_at", "finished_at",
-                  "duration_seconds")
+        fields = live.SUMMARY_FIELDS
         read_only_fields = fields
+
+    def to_representation(self, instance: Experiment) -> dict[str, Any]:
+        return live.run_summary(instance)
 
 
 class ExperimentLinksSerializer(serializers.Serializer):
@@ -167,6 +167,8 @@ class ExperimentLinksSerializer(serializers.Serializer):
 
 
 class ExperimentDetailOutputSerializer(ExperimentListOutputSerializer):
+    """A run detail: the same object as the websocket snapshot's `experiment`."""
+
     source_recommendation = serializers.IntegerField(source="source_recommendation_id", read_only=True,
                                                      allow_null=True,
                                                      help_text="The recommendation this run applied.")
@@ -177,54 +179,18 @@ class ExperimentDetailOutputSerializer(ExperimentListOutputSerializer):
         help_text="Test-set counts, [true class][predicted class].")
     per_class_accuracy = serializers.ListField(child=serializers.FloatField(), read_only=True,
                                                allow_null=True)
-    class_names = serializers.SerializerMethodField()
-    children = serializers.SerializerMethodField()
-    metrics = serializers.SerializerMethodField()
-    recommendations = serializers.SerializerMethodField()
-    links = serializers.SerializerMethodField()
+    class_names = serializers.ListField(child=serializers.CharField(), read_only=True)
+    children = serializers.ListField(child=serializers.IntegerField(), read_only=True)
+    metrics = EpochMetricOutputSerializer(many=True, read_only=True)
+    recommendations = RecommendationOutputSerializer(many=True, read_only=True)
+    links = ExperimentLinksSerializer(read_only=True)
 
     class Meta(ExperimentListOutputSerializer.Meta):
-        fields = (*ExperimentListOutputSerializer.Meta.fields, "confusion_matrix", "per_class_accuracy",
-                  "class_names", "message", "error_message", "children", "attempts", "worker_host",
-                  "performance_category", "analysis", "source_recommendation",
-                  "metrics", "recommendations", "links")
+        fields = live.DETAIL_FIELDS
         read_only_fields = fields
 
-    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
-    def get_class_names(self, experiment: Experiment) -> list[str]:
-        return list(CLASS_NAMES)
-
-    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
-    def get_children(self, experiment: Experiment) -> list[int]:
-        # Only the owner's runs: a derived run is always created by the parent's owner.
-        return list(experiment.children.filter(owner_id=experiment.owner_id)
-                    .order_by("id").values_list("id", flat=True))
-
-    @extend_schema_field(EpochMetricOutputSerializer(many=True))
-    def get_metrics(self, experiment: Experiment) -> list[dict[str, Any]]:
-        rows = selectors.experiment_metrics(experiment=experiment)
-        return EpochMetricOutputSerializer(rows, many=True).data
-
-    @extend_schema_field(RecommendationOutputSerializer(many=True))
-    def get_recommendations(self, experiment: Experiment) -> list[dict[str, Any]]:
-        rows = selectors.experiment_recommendations(experiment=experiment)
-        return RecommendationOutputSerializer(rows, many=True).data
-
-    @extend_schema_field(ExperimentLinksSerializer)
-    def get_links(self, experiment: Experiment) -> dict[str, str | None]:
-        request = self.context.get("request")
-
-        def absolute(path: str) -> str:
-            return request.build_absolute_uri(path) if request is not None else path
-
-        ws_path = f"/ws/experiments/{experiment.pk}/"
-        if request is not None:
-            ws_path = f"{'wss' if request.is_secure() else 'ws'}://{request.get_host()}{ws_path}"
-        csv_path = reverse("api:experiment-metrics", kwargs={"experiment_id": experiment.pk}) + "?format=csv"
-        weights = None
-        if experiment.weights_path:
-            weights = absolute(reverse("api:experiment-weights", kwargs={"experiment_id": experiment.pk}))
-        return {"ws": ws_path, "csv": absolute(csv_path), "weights": weights}
+    def to_representation(self, instance: Experiment) -> dict[str, Any]:
+        return live.run_detail(instance, request=self.context.get("request"))
 
 
 class RecommenderStatsOutputSerializer(serializers.Serializer):

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from experiments import selectors, services
 from experiments.api import serializers as s
 from experiments.api.views import NOT_FOUND, QUOTA, UNAUTHENTICATED, ApiView, ExperimentPagination
+from experiments.errors import SweepInvalid
 from experiments.models import Experiment, Sweep
 from experiments.search.space import DEFAULT_PARALLELISM
 
@@ -114,17 +115,14 @@ class BestSoFarSerializer(serializers.Serializer):
     value = serializers.FloatField(help_text="The best val accuracy of trials 1..trial_number.")
 
 
-class SweepCountsSerializer(serializers.Serializer):
-    queued = serializers.IntegerField()
-    running = serializers.IntegerField()
-    succeeded = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    diverged = serializers.IntegerField()
-    cancelled = serializers.IntegerField()
-    pruned = serializers.IntegerField()
-    total = serializers.IntegerField()
-    active = serializers.IntegerField(help_text="Queued + running.")
-    remaining = serializers.IntegerField(help_text="Trials still to create.")
+# The sweep's trials counted per run status (one field each), plus these totals.
+SweepCountsSerializer = type("SweepCountsSerializer", (serializers.Serializer,), {
+    **{status: serializers.IntegerField() for status in Experiment.Status.values},
+    "total": serializers.IntegerField(),
+    "active": serializers.IntegerField(help_text="Queued + running."),
+    "remaining": serializers.IntegerField(help_text="Trials still to create."),
+    "__module__": __name__,
+})
 
 
 class SweepDetailOutputSerializer(serializers.Serializer):
@@ -205,7 +203,7 @@ class TrialsCSVRenderer(renderers.BaseRenderer):
 
 class SweepApiView(ApiView):
     def handle_exception(self, exc):
-        if isinstance(exc, services.SweepInvalid):
+        if isinstance(exc, SweepInvalid):
             exc = exceptions.ValidationError(exc.errors)
         return super().handle_exception(exc)
 

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 import experiments.api.inspect_views as inspect_views
@@ -6,34 +6,43 @@ from experiments.api import sweep_views, views
 
 app_name = "api"
 
+# /api/experiments/<id>/<action>/ is named "experiment-<action>", /api/sweeps/<id>/<action>/ "sweep-<action>".
+EXPERIMENT_ACTIONS = {
+    "cancel": views.ExperimentCancelView,
+    "rerun": views.ExperimentRerunView,
+    "metrics": views.ExperimentMetricsView,
+    "weights": views.ExperimentWeightsView,
+    "predict": inspect_views.ExperimentPredictView,
+    "misclassified": inspect_views.ExperimentMisclassifiedView,
+    "filters": inspect_views.ExperimentFiltersView,
+}
+SWEEP_ACTIONS = {"cancel": sweep_views.SweepCancelView, "extend": sweep_views.SweepExtendView}
+
+experiment_urls = [
+    path("", views.ExperimentListCreateView.as_view(), name="experiment-list"),
+    path("<int:experiment_id>/", views.ExperimentDetailView.as_view(), name="experiment-detail"),
+    *(path(f"<int:experiment_id>/{action}/", view.as_view(), name=f"experiment-{action}")
+      for action, view in EXPERIMENT_ACTIONS.items()),
+]
+
+sweep_urls = [
+    path("", sweep_views.SweepListCreateView.as_view(), name="sweep-list"),
+    path("<int:sweep_id>/", sweep_views.SweepDetailView.as_view(), name="sweep-detail"),
+    *(path(f"<int:sweep_id>/{action}/", view.as_view(), name=f"sweep-{action}")
+      for action, view in SWEEP_ACTIONS.items()),
+    path("<int:sweep_id>/trials/<int:experiment_id>/retry/", sweep_views.SweepTrialRetryView.as_view(),
+         name="sweep-trial-retry"),
+    path("<int:sweep_id>/trials.csv", sweep_views.SweepTrialsCSVView.as_view(), name="sweep-trials-csv"),
+]
+
 urlpatterns = [
     path("auth/token/", views.TokenObtainView.as_view(), name="token-obtain"),
     path("config-schema/", views.ConfigSchemaView.as_view(), name="config-schema"),
-    path("experiments/", views.ExperimentListCreateView.as_view(), name="experiment-list"),
-    path("experiments/<int:experiment_id>/", views.ExperimentDetailView.as_view(), name="experiment-detail"),
-    path("experiments/<int:experiment_id>/cancel/", views.ExperimentCancelView.as_view(),
-         name="experiment-cancel"),
-    path("experiments/<int:experiment_id>/rerun/", views.ExperimentRerunView.as_view(), name="experiment-rerun"),
-    path("experiments/<int:experiment_id>/metrics/", views.ExperimentMetricsView.as_view(),
-         name="experiment-metrics"),
-    path("experiments/<int:experiment_id>/weights/", views.ExperimentWeightsView.as_view(),
-         name="experiment-weights"),
-    path("experiments/<int:experiment_id>/predict/", inspect_views.ExperimentPredictView.as_view(),
-         name="experiment-predict"),
-    path("experiments/<int:experiment_id>/misclassified/", inspect_views.ExperimentMisclassifiedView.as_view(),
-         name="experiment-misclassified"),
-    path("experiments/<int:experiment_id>/filters/", inspect_views.ExperimentFiltersView.as_view(),
-         name="experiment-filters"),
+    path("experiments/", include(experiment_urls)),
     path("recommendations/<int:recommendation_id>/apply/", views.RecommendationApplyView.as_view(),
          name="recommendation-apply"),
     path("recommender/stats/", views.RecommenderStatsView.as_view(), name="recommender-stats"),
-    path("sweeps/", sweep_views.SweepListCreateView.as_view(), name="sweep-list"),
-    path("sweeps/<int:sweep_id>/", sweep_views.SweepDetailView.as_view(), name="sweep-detail"),
-    path("sweeps/<int:sweep_id>/cancel/", sweep_views.SweepCancelView.as_view(), name="sweep-cancel"),
-    path("sweeps/<int:sweep_id>/extend/", sweep_views.SweepExtendView.as_view(), name="sweep-extend"),
-    path("sweeps/<int:sweep_id>/trials/<int:experiment_id>/retry/", sweep_views.SweepTrialRetryView.as_view(),
-         name="sweep-trial-retry"),
-    path("sweeps/<int:sweep_id>/trials.csv", sweep_views.SweepTrialsCSVView.as_view(), name="sweep-trials-csv"),
+    path("sweeps/", include(sweep_urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", views.SwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

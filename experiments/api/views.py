@@ -1,6 +1,6 @@
 """REST API views: validate input with a serializer, call one service or selector, serialize output.
 
-Domain refusals (services.ServiceError) become HTTP answers in `ApiView.handle_exception`:
+Domain refusals (ServiceError) become HTTP answers in `ApiView.handle_exception`:
 ConfigInvalid -> 400 {"config": {field: [messages]}}, QuotaExceeded -> 429, InvalidState -> 409,
 each other one -> its `status_code` with {"detail": message}. Runs of other users are 404.
 """
@@ -27,8 +27,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from experiments import health, selectors, services
+from experiments import health, live, selectors, services
 from experiments.api import serializers as s
+from experiments.errors import ConfigInvalid, ServiceError
 from experiments.models import Experiment
 from training.config import config_schema
 from tuner_site.throttling import WriteScopedRateThrottle
@@ -37,11 +38,11 @@ from tuner_site.throttling import WriteScopedRateThrottle
 
 
 class ServiceRefused(exceptions.APIException):
-    """A services.ServiceError on its way to DRF's exception handler."""
+    """A ServiceError on its way to DRF's exception handler."""
 
-    def __init__(self, error: services.ServiceError):
+    def __init__(self, error: ServiceError):
         self.status_code = error.status_code
-        if isinstance(error, services.ConfigInvalid) and error.errors:
+        if isinstance(error, ConfigInvalid) and error.errors:
             detail: Any = {"config": error.errors}
         else:
             detail = error.message
@@ -57,7 +58,7 @@ class CSVRenderer(renderers.BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=s.METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=live.METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(data or [])
         return out.getvalue().encode(self.charset)
@@ -85,7 +86,7 @@ class ApiView(APIView):
     content_negotiation_class = FormatNegotiation
 
     def handle_exception(self, exc):
-        if isinstance(exc, services.ServiceError):
+        if isinstance(exc, ServiceError):
             exc = ServiceRefused(exc)
         return super().handle_exception(exc)
 
@@ -145,6 +146,9 @@ CONFIG_INVALID = OpenApiResponse(
         "learning_rate": ["Value must be greater than 0 and at most 10, got -1."],
         "optimizer": ["Must be one of sgd, momentum, rmsprop, adam; got \"lbfgs\"."]}})],
 )
+# The answers of every endpoint that queues a run (create, rerun, Apply & Run).
+RUN_CREATED = {201: s.ExperimentDetailOutputSerializer, 400: CONFIG_INVALID, 401: UNAUTHENTICATED,
+               404: NOT_FOUND, 429: QUOTA}
 
 # --------------------------------------------------------------------------- auth & schema
 
@@ -209,11 +213,20 @@ class SwaggerView(SpectacularSwaggerView):
 # --------------------------------------------------------------------------- experiments
 
 
-class ExperimentListCreateView(ApiView):
+class RunCreatingView(ApiView):
+    """A view that queues runs: its writes share the run-creation throttle (reads stay
+    unthrottled) and it answers 201 with the new run's detail."""
+
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "run_create"
+
+    def created(self, experiment: Experiment) -> Response:
+        return Response(self.detail_data(experiment), status=status.HTTP_201_CREATED)
+
+
+class ExperimentListCreateView(RunCreatingView):
     parser_classes = [parsers.JSONParser]  # config is a nested object: JSON only
     pagination_class = ExperimentPagination  # read by drf-spectacular for the paginated schema
-    throttle_classes = [WriteScopedRateThrottle]  # POST only: listing stays unthrottled
-    throttle_scope = "run_create"
 
     @extend_schema(
         tags=["experiments"], parameters=[s.ExperimentListFilterSerializer],
@@ -232,15 +245,12 @@ class ExperimentListCreateView(ApiView):
 
     @extend_schema(
         tags=["experiments"], request=s.ExperimentCreateInputSerializer,
-        responses={201: s.ExperimentDetailOutputSerializer, 400: CONFIG_INVALID, 401: UNAUTHENTICATED,
-                   429: QUOTA},
-        summary="Queue a run (missing hyperparameters take their defaults)",
+        responses=RUN_CREATED, summary="Queue a run (missing hyperparameters take their defaults)",
     )
     def post(self, request):
         serializer = s.ExperimentCreateInputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        experiment = services.experiment_create(owner=request.user, **serializer.validated_data)
-        return Response(self.detail_data(experiment), status=status.HTTP_201_CREATED)
+        return self.created(services.experiment_create(owner=request.user, **serializer.validated_data))
 
 
 class ExperimentDetailView(ApiView):
@@ -268,17 +278,12 @@ class ExperimentCancelView(ApiView):
         return Response(self.detail_data(experiment))
 
 
-class ExperimentRerunView(ApiView):
-    throttle_classes = [WriteScopedRateThrottle]
-    throttle_scope = "run_create"
-
-    @extend_schema(tags=["experiments"], request=None,
-                   responses={201: s.ExperimentDetailOutputSerializer, 400: CONFIG_INVALID, 401: UNAUTHENTICATED,
-                              404: NOT_FOUND, 429: QUOTA},
+class ExperimentRerunView(RunCreatingView):
+    @extend_schema(tags=["experiments"], request=None, responses=RUN_CREATED,
                    summary="Queue a new run with the same configuration (its parent is this run)")
     def post(self, request, experiment_id: int):
-        experiment = services.experiment_rerun(experiment=self.get_experiment(experiment_id), owner=request.user)
-        return Response(self.detail_data(experiment), status=status.HTTP_201_CREATED)
+        return self.created(services.experiment_rerun(experiment=self.get_experiment(experiment_id),
+                                                      owner=request.user))
 
 
 class ExperimentMetricsView(ApiView):
@@ -288,7 +293,7 @@ class ExperimentMetricsView(ApiView):
                    responses={(200, "application/json"): s.EpochMetricOutputSerializer(many=True),
                               (200, "text/csv"): OpenApiResponse(
                                   OpenApiTypes.STR,
-                                  description="Header row: " + ",".join(s.METRIC_COLUMNS) + "; one row per epoch."),
+                                  description="Header row: " + ",".join(live.METRIC_COLUMNS) + "; one row per epoch."),
                               (401, "application/json"): UNAUTHENTICATED,
                               (404, "application/json"): NOT_FOUND},
                    summary="Per-epoch metrics as JSON, or as a CSV download with ?format=csv")
@@ -340,20 +345,14 @@ class HealthView(ApiView):
                         headers={"Cache-Control": "no-store"})
 
 
-class RecommendationApplyView(ApiView):
-    throttle_classes = [WriteScopedRateThrottle]
-    throttle_scope = "run_create"
-
-    @extend_schema(tags=["recommendations"], request=None,
-                   responses={201: s.ExperimentDetailOutputSerializer, 400: CONFIG_INVALID, 401: UNAUTHENTICATED,
-                              404: NOT_FOUND, 429: QUOTA},
+class RecommendationApplyView(RunCreatingView):
+    @extend_schema(tags=["recommendations"], request=None, responses=RUN_CREATED,
                    summary="Apply & Run: queue a child run with the recommendation's changes")
     def post(self, request, recommendation_id: int):
         recommendation = selectors.recommendation_get(user=request.user, recommendation_id=recommendation_id)
         if recommendation is None:
             raise exceptions.NotFound(f"You have no recommendation #{recommendation_id}.")
-        child = services.recommendation_apply(recommendation=recommendation, owner=request.user)
-        return Response(self.detail_data(child), status=status.HTTP_201_CREATED)
+        return self.created(services.recommendation_apply(recommendation=recommendation, owner=request.user))
 
 
 class RecommenderStatsView(ApiView):

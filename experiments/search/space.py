@@ -16,8 +16,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from training.config import FIELDS, ConfigError, TrainingConfig
-from training.config import _show as show_value  # values in messages shown as training.config shows them
+from training.config import (
+    FIELDS,
+    ConfigError,
+    TrainingConfig,
+    show_value,  # values in messages shown as training.config shows them
+)
 
 STRATEGIES = ("grid", "random", "tpe", "qmc")
 PRUNERS = ("none", "median", "asha")
@@ -343,6 +347,22 @@ class SweepPlan:
     warm_start: bool
 
 
+def budget_problem(budget: Any, *, current: int | None = None, grid: int | None = None) -> str:
+    """Why `budget` cannot be a sweep's budget, or "" if it can: the one rule for creating a
+    sweep and for extending one (then it must exceed the `current` budget, and a grid sweep
+    cannot grow past its `grid` points)."""
+    lower = MIN_BUDGET if current is None else current + 1
+    if not is_int(budget) or not lower <= budget <= MAX_BUDGET:
+        if current is None:
+            return f"Must be a whole number from {MIN_BUDGET} to {MAX_BUDGET}, got {show_value(budget)}."
+        if is_int(budget) and budget > MAX_BUDGET:
+            return f"At most {MAX_BUDGET} trials."
+        return f"Must be a whole number above the current budget ({current}), got {show_value(budget)}."
+    if grid is not None and budget > grid:
+        return f"A grid sweep runs at most its {grid} grid points."
+    return ""
+
+
 def validate_sweep(*, name: Any = "", base_config: Any = None, space: Any = None, strategy: Any = "tpe",
                    budget: Any = None, parallelism: Any = DEFAULT_PARALLELISM, pruner: Any = "none",
                    second_objective: Any = "none", seed: Any = None, warm_start: Any = False) -> SweepPlan:
@@ -390,8 +410,8 @@ def validate_sweep(*, name: Any = "", base_config: Any = None, space: Any = None
 
     if budget is None:
         budget = min(size, MAX_BUDGET) if strategy == "grid" and size else DEFAULT_BUDGET
-    if not is_int(budget) or not MIN_BUDGET <= budget <= MAX_BUDGET:
-        errors["budget"] = [f"Must be a whole number from {MIN_BUDGET} to {MAX_BUDGET}, got {show_value(budget)}."]
+    if problem := budget_problem(budget):
+        errors["budget"] = [problem]
     elif strategy == "grid" and size:
         budget = min(budget, size)  # a grid sweep runs its grid (or a seeded subset of it)
     if not is_int(parallelism) or not MIN_PARALLELISM <= parallelism <= MAX_PARALLELISM:

@@ -19,8 +19,6 @@ def fresh_event_counters(settings):
 
 
 @pytest.fixture
-def direct_delivery(transactional_db, monkeypatch):
+def direct_delivery(transactional_db, settings):
     """The test plays the broker itself: it calls the task body instead of enqueueing."""
-    from experiments import services
-
-    monkeypatch.setattr(services, "_enqueue_on_commit", lambda experiment: None)
+    settings.TUNER_DISPATCH_RUNS = False

@@ -12,7 +12,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from experiments import services
-from experiments.api.serializers import METRIC_COLUMNS
+from experiments.live import METRIC_COLUMNS
 from experiments.models import EpochMetric, Experiment, Recommendation
 from tests.conftest import wait_for_status
 from training.config import TrainingConfig, config_schema

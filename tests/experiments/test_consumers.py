@@ -20,16 +20,17 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.test import Client
 
-from experiments import events, selectors, services
+from experiments import events, live, services
 from experiments.consumers import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, MAX_CLIENT_MESSAGE_BYTES
 from experiments.models import EpochMetric, Experiment, Recommendation
 from experiments.routing import websocket_urlpatterns
 from experiments.tasks import run_experiment
 from training.config import TrainingConfig
+from training.trainer import METRIC_FIELDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-METRIC_KEYS = set(services.METRIC_FIELDS)
+METRIC_KEYS = set(METRIC_FIELDS)
 
 
 def make_run(owner, config=None, **fields) -> Experiment:
@@ -39,7 +40,7 @@ def make_run(owner, config=None, **fields) -> Experiment:
 
 
 def add_metric(experiment, epoch: int) -> EpochMetric:
-    values = {name: round(0.1 * epoch + index / 100, 4) for index, name in enumerate(services.METRIC_FIELDS)}
+    values = {name: round(0.1 * epoch + index / 100, 4) for index, name in enumerate(METRIC_FIELDS)}
     return EpochMetric.objects.create(experiment=experiment, epoch=epoch, **values)
 
 
@@ -50,6 +51,18 @@ async def open_socket(path: str, user) -> WebsocketCommunicator:
     connected, _ = await communicator.connect(timeout=5)
     assert connected
     return communicator
+
+
+def first_message(path: str, user) -> dict:
+    """The first message a socket at `path` receives (the snapshot), then disconnect."""
+
+    async def body():
+        socket = await open_socket(path, user)
+        message = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return message
+
+    return async_to_sync(body)()
 
 
 async def expect_closed(communicator: WebsocketCommunicator, code: int) -> None:
@@ -94,7 +107,7 @@ def test_owner_gets_a_snapshot_of_a_queued_run(user, quick_config):
     assert state["name"] == "queued one"
     assert state["status"] == "queued"
     assert state["config"] == experiment.config
-    assert state["epochs"] == quick_config["epochs"]
+    assert state["config"]["epochs"] == quick_config["epochs"]
     assert state["epochs_done"] == 0
     assert state["best_val_accuracy"] is None and state["test_accuracy"] is None
 
@@ -163,7 +176,7 @@ def test_a_mid_run_connect_gets_the_stored_metrics_and_only_newer_events(user):
     assert snapshot["seq"] == last_missed["seq"]
     assert snapshot["experiment"]["status"] == "running"
     assert snapshot["experiment"]["epochs_done"] == 2
-    assert snapshot["metrics"] == [selectors.metrics_as_dict(m) for m in stored]
+    assert snapshot["metrics"] == [live.metric_payload(m) for m in stored]
     assert set(snapshot["metrics"][0]) == {"epoch"} | METRIC_KEYS
     # Forwarded unchanged, and newer than the snapshot.
     assert forwarded == later
@@ -179,18 +192,33 @@ def test_a_finished_runs_snapshot_has_its_results_and_recommendations(user):
                                            title="Train longer", rationale="still improving",
                                            changes={"epochs": 20})
 
-    async def body():
-        socket = await open_socket(f"/ws/experiments/{experiment.pk}/", user)
-        snapshot = await socket.receive_json_from(timeout=5)
-        await socket.disconnect()
-        return snapshot
-
-    snapshot = async_to_sync(body)()
+    snapshot = first_message(f"/ws/experiments/{experiment.pk}/", user)
     state = snapshot["experiment"]
     assert (state["status"], state["test_accuracy"], state["test_loss"]) == ("succeeded", 0.79, 0.6)
     assert (state["performance_category"], state["analysis"]) == ("good", {"verdict": "fine"})
-    assert snapshot["recommendations"] == [selectors.recommendation_as_dict(advice)]
+    assert snapshot["recommendations"] == [live.recommendation_payload(advice)]
     assert snapshot["recommendations"][0]["changes"] == {"epochs": 20}
+
+
+def test_the_snapshot_carries_the_same_run_object_as_the_rest_detail(user):
+    experiment = make_run(user, {"epochs": 2}, status=Experiment.Status.FAILED, epochs_done=1,
+                          error_message="boom", message="")
+    add_metric(experiment, 1)
+    Recommendation.objects.create(experiment=experiment, kind="divergence", priority="critical",
+                                  title="Lower the rate", rationale="nan", changes={"learning_rate": 0.001})
+    client = Client()
+    client.force_login(user)
+    rest = client.get(f"/api/experiments/{experiment.pk}/").json()
+
+    snapshot = first_message(f"/ws/experiments/{experiment.pk}/", user)
+    state = snapshot["experiment"]
+    assert list(state) == list(rest)  # the same fields, in the same order
+    # Links are absolute over REST (built from the request) and paths over the socket.
+    assert {key: value for key, value in state.items() if key != "links"} == {
+        key: value for key, value in rest.items() if key != "links"}
+    assert rest["links"]["csv"].endswith(state["links"]["csv"])
+    assert state["error_message"] == "boom" and "error" not in state
+    assert snapshot["metrics"] == state["metrics"] and snapshot["recommendations"] == state["recommendations"]
 
 
 def test_ping_resync_and_bad_messages_keep_the_socket_open(user):
@@ -306,7 +334,7 @@ def test_a_subscriber_sees_a_real_run_from_start_to_finish(celery_worker, user, 
     epoch_events = [m for m in received if m["type"] == "epoch"]
     assert [m["epoch"] for m in epoch_events] == [1, 2, 3]
     assert all(METRIC_KEYS <= set(m) and m["epochs"] == 3 for m in epoch_events)
-    stored = [selectors.metrics_as_dict(m) for m in EpochMetric.objects.filter(experiment=experiment)]
+    stored = [live.metric_payload(m) for m in EpochMetric.objects.filter(experiment=experiment)]
     assert [{key: m[key] for key in ("epoch", *METRIC_KEYS)} for m in epoch_events] == stored
 
     finished = received[-1]

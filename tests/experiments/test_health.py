@@ -12,7 +12,7 @@ from django.db import OperationalError
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from experiments import health
+from experiments import broker, health
 
 pytestmark = pytest.mark.django_db
 
@@ -43,11 +43,11 @@ def test_queue_length_counts_messages_waiting_in_the_celery_queue():
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
         client.rpush(queue, "m1", "m2")
-        client.rpush(health.queue_keys(queue)[1], "high-priority")
+        client.rpush(broker.queue_keys(queue)[1], "high-priority")
         with override_settings(TUNER_QUEUE=queue):
             body = APIClient().get("/health").json()
     finally:
-        client.delete(*health.queue_keys(queue))
+        client.delete(*broker.queue_keys(queue))
 
     assert body["queue_length"] == 3
 

@@ -20,6 +20,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from tests.conftest import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -330,10 +332,17 @@ def test_ctrl_c_during_a_run_puts_it_back_on_the_queue(start_runlab):
         "print(services.experiment_create(owner=user, config={'epochs': 50, 'train_size': 20000}).pk)"))
     run_id = int(created.strip().splitlines()[-1])
     lab.wait_for_line("run_experiment", timeout=30)  # the worker received it
-    time.sleep(1.5)  # and is training
 
-    # The worker's warm shutdown hands the run back at the next batch (experiments/services.py
-    # "reliability"): no cold stop needed, the run is queued again and resumes from its checkpoint.
+    def first_epoch_stored():
+        count = lab.manage("shell", "-c", (
+            f"from experiments.models import EpochMetric\n"
+            f"print(EpochMetric.objects.filter(experiment_id={run_id}).count())"))
+        return int(count.strip().splitlines()[-1]) >= 1
+
+    wait_for(first_epoch_stored, timeout=60, interval=0.2, message="the run's first stored epoch")  # training
+
+    # The worker's warm shutdown hands the run back at the next batch (experiments/services/execution.py):
+    # no cold stop needed, the run is queued again and resumes from its checkpoint.
     assert lab.stop_and_wait(signal.SIGINT) == 0
     lab.assert_no_leftovers()
     assert "worker shutting down; re-queued" in lab.output

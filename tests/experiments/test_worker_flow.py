@@ -34,14 +34,14 @@ def metric_series(experiment):
 
 
 def crash_during_epoch(monkeypatch, epoch_to_crash: int):
-    original = services._RunMonitor.on_batch
+    original = services.RunMonitor.on_batch
 
     def on_batch(self, epoch, batch, batches):
         if epoch == epoch_to_crash and batch == 2:
             raise SimulatedCrash()
         return original(self, epoch, batch, batches)
 
-    monkeypatch.setattr(services._RunMonitor, "on_batch", on_batch)
+    monkeypatch.setattr(services.RunMonitor, "on_batch", on_batch)
 
 
 def test_a_redelivered_run_resumes_from_its_checkpoint_without_duplicating_epochs(
@@ -51,13 +51,13 @@ def test_a_redelivered_run_resumes_from_its_checkpoint_without_duplicating_epoch
     services.experiment_run(experiment_id=reference.pk)
 
     crashed = services.experiment_create(owner=user, config=config)
-    original_on_batch = services._RunMonitor.on_batch
+    original_on_batch = services.RunMonitor.on_batch
     crash_during_epoch(monkeypatch, epoch_to_crash=3)
     with pytest.raises(SimulatedCrash):
         services.experiment_run(experiment_id=crashed.pk)
     crashed.refresh_from_db()
     assert crashed.status == Experiment.Status.RUNNING and crashed.epochs_done == 2
-    monkeypatch.setattr(services._RunMonitor, "on_batch", original_on_batch)
+    monkeypatch.setattr(services.RunMonitor, "on_batch", original_on_batch)
 
     services.experiment_run(experiment_id=crashed.pk)  # the broker delivers the task again
     crashed.refresh_from_db()

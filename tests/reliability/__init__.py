@@ -19,20 +19,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The worker subprocess: Django set up, optionally a delay per mini-batch so that epochs last
-# long enough to be interrupted at a known point, then the ordinary `celery` command line.
+# The worker subprocess: Django set up, then the ordinary `celery` command line. A delay per
+# mini-batch (TUNER_BATCH_DELAY_SECONDS) makes epochs last long enough to interrupt at a known point.
 WORKER_MAIN = """
 import os, sys, time
 import django
 django.setup()
-delay = float(os.environ.get("TUNER_TEST_BATCH_DELAY") or 0)
-if delay:
-    from experiments import services
-    original = services._RunMonitor.on_batch
-    def on_batch(self, *args):
-        time.sleep(delay)
-        return original(self, *args)
-    services._RunMonitor.on_batch = on_batch
 from celery.bin.celery import main
 sys.argv = ["celery", "-A", "tuner_site", *sys.argv[1:]]
 sys.exit(main())
@@ -65,7 +57,7 @@ class Worker:
         full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.django_settings",
                     "DATABASE_URL": worker_database_url(), "PYTHONUNBUFFERED": "1",
                     "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                    "TUNER_TEST_BATCH_DELAY": str(batch_delay), **(env or {})}
+                    "TUNER_BATCH_DELAY_SECONDS": str(batch_delay), **(env or {})}
         queue = full_env["TUNER_QUEUE"]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from experiments import broker
 from tests.reliability import ROOT
 
 
@@ -42,17 +43,18 @@ def test_the_configured_visibility_timeout_passes_the_start_up_check():
 
 
 def test_the_worker_start_up_hook_exits_with_the_message():
-    import tuner_site.celery as celery_module
+    from experiments import worker_hooks
+    from tuner_site.celery import app
 
-    conf = celery_module.app.conf
+    conf = app.conf
     saved = conf.broker_transport_options
     conf.broker_transport_options = {"visibility_timeout": 10}
     try:
         with pytest.raises(SystemExit, match="Refusing to start"):
-            celery_module._refuse_unsafe_broker_settings()
+            worker_hooks.refuse_unsafe_broker_settings()
     finally:
         conf.broker_transport_options = saved
-    celery_module._refuse_unsafe_broker_settings()  # the real settings pass
+    worker_hooks.refuse_unsafe_broker_settings()  # the real settings pass
 
 
 def test_the_reconciler_runs_on_a_beat_schedule():
@@ -67,14 +69,12 @@ def test_the_reconciler_runs_on_a_beat_schedule():
 def test_a_second_reconciler_backs_off_while_one_holds_the_lock(transactional_db, settings):
     from experiments import services
 
-    client = services.broker_redis()
-    lock = client.lock(f"{settings.TUNER_QUEUE}:reconcile-lock", timeout=30)
+    lock = broker.reconcile_lock(broker.redis_client(url=settings.CELERY_BROKER_URL), timeout=30)
     assert lock.acquire(blocking=False)
     try:
         assert services.runs_reconcile()["locked"] is True
     finally:
         lock.release()
-        client.close()
     assert services.runs_reconcile()["locked"] is False
 
 
@@ -84,10 +84,10 @@ def test_queued_runs_still_in_the_broker_are_left_alone(transactional_db, user, 
 
     _purge_test_queue()
     experiment = services.experiment_create(owner=user, config=quick_config)  # enqueued on commit
-    assert experiment.task_id in services.broker_task_ids()
+    assert experiment.task_id in broker.broker_task_ids()
     report = services.runs_reconcile(queued_min_age_seconds=0)
     assert report["requeued_queued"] == []
     _purge_test_queue()  # Redis lost it
     assert services.runs_reconcile(queued_min_age_seconds=0)["requeued_queued"] == [experiment.pk]
-    assert experiment.task_id in services.broker_task_ids()
+    assert experiment.task_id in broker.broker_task_ids()
     _purge_test_queue()

@@ -9,7 +9,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from experiments import services
+from experiments import broker, services
 from experiments.models import EpochMetric, Experiment
 from tests.conftest import _purge_test_queue, wait_for_status
 from tests.reliability import PrivateRedis, Worker, is_postgres
@@ -68,7 +68,8 @@ def test_a_sigkilled_worker_s_run_is_resumed_from_its_checkpoint_by_the_reconcil
     assert services.runs_reconcile(stale_after_seconds=60)["requeued_stale"] == []
     second = workers()
     second.wait_ready()
-    time.sleep(1.2)
+    # The killed worker's last heartbeat, aged past the stale limit.
+    Experiment.objects.filter(pk=experiment.pk).update(heartbeat_at=timezone.now() - timezone.timedelta(seconds=5))
     report = services.runs_reconcile(stale_after_seconds=1)
     assert report["requeued_stale"] == [experiment.pk]
     # Resending touched the heartbeat: an immediate second pass does not pile up deliveries.
@@ -92,7 +93,7 @@ def test_sigterm_hands_the_run_back_and_another_worker_finishes_it(workers, user
     assert experiment.status == Experiment.Status.QUEUED, first.output()[-3000:]
     assert 2 <= experiment.epochs_done < 8
     assert experiment.finished_at is None and not experiment.cancel_requested
-    assert experiment.task_id in services.broker_task_ids()  # re-enqueued, not lost
+    assert experiment.task_id in broker.broker_task_ids()  # re-enqueued, not lost
 
     second = workers()
     second.wait_ready()
@@ -128,10 +129,10 @@ def private_redis(settings):
 def test_runs_queued_when_redis_loses_its_data_are_re_enqueued_and_all_complete(private_redis, workers, user):
     config = {**CONFIG, "epochs": 2}
     runs = [services.experiment_create(owner=user, config=config) for _ in range(3)]
-    assert {run.task_id for run in runs} <= services.broker_task_ids()
+    assert {run.task_id for run in runs} <= broker.broker_task_ids()
     private_redis.stop()  # no persistence: every message is gone
     private_redis.start()
-    assert services.broker_task_ids() == set()
+    assert broker.broker_task_ids() == set()
 
     report = services.runs_reconcile(queued_min_age_seconds=0)
     assert sorted(report["requeued_queued"]) == sorted(run.pk for run in runs)
@@ -165,14 +166,14 @@ def test_a_dropped_database_connection_does_not_lose_or_duplicate_epochs(workers
 
 def test_a_stale_heartbeat_is_refreshed_between_batches(user, settings, monkeypatch):
     """Long epochs: should_stop touches heartbeat_at every TUNER_HEARTBEAT_SECONDS."""
-    monkeypatch.setattr(services, "_enqueue_on_commit", lambda experiment: None)
+    settings.TUNER_DISPATCH_RUNS = False
     settings.TUNER_HEARTBEAT_SECONDS = 0.0
     experiment = services.experiment_create(owner=user, config=CONFIG)
     lease = services.experiment_claim(experiment_id=experiment.pk)
     old = timezone.now() - timezone.timedelta(hours=1)
     Experiment.objects.filter(pk=experiment.pk).update(heartbeat_at=old)
     experiment.refresh_from_db()
-    monitor = services._RunMonitor(experiment, lease)
+    monitor = services.RunMonitor(experiment, lease)
     assert monitor.should_stop() is False
     experiment.refresh_from_db()
     assert experiment.heartbeat_at > old

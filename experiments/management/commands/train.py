@@ -29,9 +29,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections, connections
 
 from experiments import events, services
+from experiments.live import snapshot
 from experiments.management.owners import resolve_owner
 from experiments.models import Experiment
-from experiments.selectors import snapshot
 from training.cli import EXIT_FAILURE, EXIT_USAGE, add_config_arguments, config_error_lines, given_config
 
 POLL_SECONDS = 2.0
@@ -254,7 +254,7 @@ class _RunView:
     def apply_snapshot(self, data: dict[str, Any]) -> None:
         experiment = data["experiment"]
         self.seq = max(self.seq, data["seq"])
-        self._ensure_bar(experiment.get("epochs") or 0)
+        self._ensure_bar((experiment.get("config") or {}).get("epochs") or 0)
         for m in data["metrics"]:
             self._epoch(m)
         self._set_status(experiment["status"])

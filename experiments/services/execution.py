@@ -1,0 +1,331 @@
+"""The worker's side of a run: claim, lease-checked writes, the trainer's callbacks, hand-back.
+
+Work distribution in one paragraph: `experiment_create` stores a queued row and, once the
+transaction commits, the broker gets `run_experiment(id)`. A worker *claims* the run with a
+conditional UPDATE that bumps `attempts`; that number is its lease. Every later write
+(epochs, the final result) checks the lease, so when Redis re-delivers a task whose worker
+died, or delivers it twice, only the newest claimant writes, and it resumes from the last
+checkpoint. A run whose deliveries keep dying ends `failed` after TUNER_MAX_ATTEMPTS claims.
+
+A worker shutting down (SIGTERM, deploys) stops its training at the next batch and hands
+the run back to the queue (`experiment_requeue_for_shutdown`); `with_db_retry` reconnects
+once when the database dropped the worker's connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from experiments import broker, events, live
+from experiments.errors import LeaseLost
+from experiments.models import EpochMetric, Experiment
+from experiments.services.lifecycle import run_end
+from experiments.services.sweeps import sweep_trial_prune_check
+from training.config import ConfigError, TrainingConfig
+from training.data import CLASS_NAMES, DatasetError, load_fashion_mnist, prepare_dataset
+from training.trainer import METRIC_FIELDS, CheckpointError, EpochMetrics, FitResult, Outcome, fit
+
+logger = logging.getLogger(__name__)
+
+Status = Experiment.Status
+
+OUTCOME_STATUS = {
+    Outcome.COMPLETED: Status.SUCCEEDED,
+    Outcome.EARLY_STOPPED: Status.SUCCEEDED,
+    Outcome.DIVERGED: Status.DIVERGED,
+    Outcome.CANCELLED: Status.CANCELLED,
+}
+PROGRESS_EVENT_SECONDS = 0.5
+
+_prepared_cache: dict[tuple, Any] = {}
+_worker_stop = threading.Event()
+
+
+def request_worker_stop() -> None:
+    """Called from the worker's shutdown signal: running trainings hand their runs back."""
+    _worker_stop.set()
+
+
+def worker_stop_requested() -> bool:
+    return _worker_stop.is_set()
+
+
+def with_db_retry(operation):
+    """Run `operation`; if the database connection was dropped, reconnect and run it once more.
+
+    Only outside a transaction (inside one, the whole transaction is gone and the caller's
+    atomic block has to fail). The operations retried here are idempotent.
+    """
+    try:
+        return operation()
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:
+            raise
+        logger.warning("database connection lost; reconnecting and retrying once", exc_info=True)
+        connection.close()
+        return operation()
+
+
+def _dataset_for(config: TrainingConfig):
+    """The run's split, reusing the process's parsed dataset (loaded once per worker process)."""
+    key = (config.validation_fraction, config.seed, config.train_size)
+    data = _prepared_cache.get(key)
+    if data is None:
+        raw = load_fashion_mnist()
+        data = prepare_dataset(raw, validation_fraction=config.validation_fraction, seed=config.seed,
+                               train_size=config.train_size)
+        _prepared_cache.clear()  # keep one split: a full one is ~50 MB
+        _prepared_cache[key] = data
+    return data
+
+
+def artifact_path(kind: str, experiment_id: int) -> Path:
+    directory = Path(settings.TUNER_ARTIFACT_DIR) / kind
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"experiment-{experiment_id}.npz"
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --------------------------------------------------------------------------- lease-checked writes
+
+
+def experiment_claim(*, experiment_id: int, task_id: str = "", worker_host: str = "") -> int | None:
+    """Take the lease on a queued (or re-delivered running) run; its new `attempts` or None.
+
+    None means there is nothing to do: the run finished, was cancelled, or was just
+    marked failed because it exhausted its attempts.
+    """
+    now = timezone.now()
+    max_attempts = settings.TUNER_MAX_ATTEMPTS
+    with transaction.atomic():
+        claimed = Experiment.objects.filter(
+            pk=experiment_id, status__in=Experiment.ACTIVE_STATUSES, attempts__lt=max_attempts,
+            cancel_requested=False,
+        ).update(
+            status=Status.RUNNING, attempts=F("attempts") + 1, started_at=Coalesce("started_at", now),
+            heartbeat_at=now, worker_host=worker_host[:255], task_id=task_id or F("task_id"),
+        )
+        row = Experiment.objects.filter(pk=experiment_id).values("attempts", "status", "cancel_requested").first()
+    if row is None:
+        logger.info("experiment %s no longer exists; nothing to run", experiment_id)
+        return None
+    if claimed:
+        return row["attempts"]
+    if row["status"] == Status.RUNNING and row["cancel_requested"]:
+        # The worker that ran it died after a cancel request: honour the cancel.
+        run_end(experiment_id=experiment_id, status=Status.CANCELLED, only_if={"status": Status.RUNNING},
+                message="cancelled (its worker stopped)")
+    elif row["status"] == Status.RUNNING and row["attempts"] >= max_attempts:
+        run_end(experiment_id=experiment_id, status=Status.FAILED, only_if={"status": Status.RUNNING},
+                error_message=f"gave up after {row['attempts']} attempts: the worker running it "
+                              "stopped each time (out of memory or killed?)")
+    return None
+
+
+def _holding(lease: int) -> dict[str, Any]:
+    """The filter that matches a run only while `lease` is its current one."""
+    return {"attempts": lease, "status": Status.RUNNING}
+
+
+def experiment_record_epoch(*, experiment_id: int, lease: int, metrics: EpochMetrics) -> EpochMetric:
+    """Upsert one epoch's metrics (idempotent by epoch), then publish it."""
+    values = {name: float(getattr(metrics, name)) for name in METRIC_FIELDS}
+    with transaction.atomic():
+        experiment = Experiment.objects.select_for_update().filter(pk=experiment_id, **_holding(lease)).first()
+        if experiment is None:
+            raise LeaseLost(f"experiment {experiment_id}: lease {lease} is no longer current")
+        row, _ = EpochMetric.objects.update_or_create(
+            experiment_id=experiment_id, epoch=metrics.epoch, defaults=values)
+        best = experiment.best_val_accuracy
+        update: dict[str, Any] = {"epochs_done": metrics.epoch, "heartbeat_at": timezone.now()}
+        if best is None or metrics.val_accuracy > best or experiment.best_epoch == metrics.epoch:
+            update.update(best_val_accuracy=metrics.val_accuracy, best_epoch=metrics.epoch)
+        Experiment.objects.filter(pk=experiment_id).update(**update)
+    events.publish(experiment_id, experiment.owner_id,
+                   live.epoch_event(values, epoch=metrics.epoch, epochs=experiment.config.get("epochs")))
+    return row
+
+
+def experiment_finish(*, experiment_id: int, lease: int, result: FitResult, status: str | None = None) -> Experiment:
+    """Store the run's outcome and test results (lease-checked), then announce it.
+
+    `status` overrides the outcome's: a sweep trial its pruner stopped ends "pruned".
+    """
+    status = status or OUTCOME_STATUS[result.outcome]
+    weights_path = ""
+    if result.outcome in (Outcome.COMPLETED, Outcome.EARLY_STOPPED):
+        path = artifact_path("weights", experiment_id)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **result.network.weights(), class_names=np.array(CLASS_NAMES))
+        os.replace(tmp, path)
+        weights_path = str(path)
+    ended = run_end(
+        experiment_id=experiment_id, status=status, only_if=_holding(lease),
+        epochs_done=result.epochs_run, best_val_accuracy=result.best_val_accuracy,
+        best_epoch=result.best_epoch, test_accuracy=result.test_accuracy, test_loss=result.test_loss,
+        confusion_matrix=result.confusion_matrix, per_class_accuracy=result.per_class_accuracy,
+        message=result.message, weights_path=weights_path,
+    )
+    if ended is None:
+        raise LeaseLost(f"experiment {experiment_id}: lease {lease} is no longer current")
+    return ended
+
+
+def experiment_fail(*, experiment_id: int, lease: int, error: str) -> None:
+    run_end(experiment_id=experiment_id, status=Status.FAILED, only_if=_holding(lease),
+            error_message=error[:5000])
+
+
+def experiment_requeue_for_shutdown(*, experiment_id: int, lease: int) -> bool:
+    """Put a run this worker stopped for shutdown back in the queue (if it still holds the lease).
+
+    Not a cancel: the run goes back to `queued` and a new message is sent with the same task id;
+    the next claim takes a new lease and resumes from the checkpoint. False means the run is
+    not ours to hand back (lease lost, or the user asked to cancel: the caller finishes it).
+    """
+    updated = with_db_retry(lambda: Experiment.objects.filter(
+        pk=experiment_id, **_holding(lease), cancel_requested=False,
+    ).update(status=Status.QUEUED, heartbeat_at=timezone.now(), worker_host=""))
+    if not updated:
+        return False
+    experiment = Experiment.objects.get(pk=experiment_id)
+    broker.enqueue_run(experiment_id=experiment_id, task_id=experiment.task_id)
+    logger.warning("experiment %s: worker shutting down; re-queued after epoch %s",
+                   experiment_id, experiment.epochs_done)
+    live.publish_log(experiment_id, experiment.owner_id, level="warning",
+                     message=f"worker shutting down: re-queued, resumes after epoch {experiment.epochs_done}")
+    live.publish_status(experiment)
+    return True
+
+
+# --------------------------------------------------------------------------- the trainer's callbacks
+
+
+class RunMonitor:
+    """Trainer callbacks for one claimed run: cancel polling, heartbeat, progress events, epoch
+    writes, the sweep's pruner. TUNER_BATCH_DELAY_SECONDS slows every batch down on purpose
+    (fault-injection tests need epochs long enough to interrupt at a known point)."""
+
+    def __init__(self, experiment: Experiment, lease: int):
+        self.experiment_id = experiment.pk
+        self.owner_id = experiment.owner_id
+        self.lease = lease
+        self.epochs = experiment.config["epochs"]
+        self.lease_lost = False
+        self.sweep_id = experiment.sweep_id
+        self.pruned_message = ""  # set when the sweep's pruner stops this trial
+        self.shutdown = False  # the worker is shutting down: hand the run back
+        self._stop = False
+        self._next_poll = 0.0
+        self._next_progress = 0.0
+        self._next_heartbeat = time.monotonic() + settings.TUNER_HEARTBEAT_SECONDS
+        self._batch_delay = settings.TUNER_BATCH_DELAY_SECONDS
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self._stop and worker_stop_requested():
+            self.shutdown = self._stop = True
+        if self._stop or now < self._next_poll:
+            return self._stop
+        self._next_poll = now + settings.TUNER_CANCEL_POLL_SECONDS
+        if now >= self._next_heartbeat:
+            # Long epochs must not look like a vanished worker to runs_reconcile.
+            self._next_heartbeat = now + settings.TUNER_HEARTBEAT_SECONDS
+            with_db_retry(lambda: Experiment.objects.filter(pk=self.experiment_id, **_holding(self.lease))
+                          .update(heartbeat_at=timezone.now()))
+        row = with_db_retry(lambda: Experiment.objects.filter(pk=self.experiment_id).values(
+            "attempts", "cancel_requested").first())
+        if row is None or row["attempts"] != self.lease:
+            self.lease_lost = self._stop = True
+        elif row["cancel_requested"]:
+            self._stop = True
+        return self._stop
+
+    def on_batch(self, epoch: int, batch: int, batches: int) -> None:
+        if self._batch_delay:
+            time.sleep(self._batch_delay)
+        now = time.monotonic()
+        if now >= self._next_progress or batch == batches:
+            self._next_progress = now + PROGRESS_EVENT_SECONDS
+            events.publish(self.experiment_id, self.owner_id, {
+                "type": "progress", "epoch": epoch, "epochs": self.epochs, "batch": batch, "batches": batches})
+
+    def on_epoch(self, metrics: EpochMetrics) -> None:
+        try:
+            with_db_retry(lambda: experiment_record_epoch(experiment_id=self.experiment_id, lease=self.lease,
+                                                          metrics=metrics))
+        except LeaseLost:
+            self.lease_lost = True
+            raise
+        if self.sweep_id is not None and metrics.epoch < self.epochs and not self.pruned_message:
+            # The trainer stops at its next should_stop() check, before the next batch.
+            self.pruned_message = sweep_trial_prune_check(experiment_id=self.experiment_id, epoch=metrics.epoch)
+            if self.pruned_message:
+                self._stop = True
+                live.publish_log(self.experiment_id, self.owner_id, self.pruned_message)
+
+
+def experiment_run(*, experiment_id: int, task_id: str = "", worker_host: str = "") -> None:
+    """Claim and train one run to its end (the Celery task's whole body)."""
+    worker_host = worker_host or worker_identity()
+    lease = experiment_claim(experiment_id=experiment_id, task_id=task_id, worker_host=worker_host)
+    if lease is None:
+        return
+    experiment = Experiment.objects.get(pk=experiment_id)
+    checkpoint = artifact_path("checkpoints", experiment_id)
+    if experiment.epochs_done == 0:
+        # No epoch stored means no checkpoint of this run (it is written after the epoch is):
+        # a file here belongs to an older run that had the same id (a reset database, a test).
+        checkpoint.unlink(missing_ok=True)
+    if not experiment.checkpoint_path:
+        Experiment.objects.filter(pk=experiment_id).update(checkpoint_path=str(checkpoint))
+    live.publish_status(experiment)
+    if lease > 1:
+        live.publish_log(experiment_id, experiment.owner_id, level="warning",
+                         message=f"attempt {lease}: resuming after epoch {experiment.epochs_done} on {worker_host}")
+    monitor = RunMonitor(experiment, lease)
+    try:
+        config = TrainingConfig.from_dict(experiment.config)
+        data = _dataset_for(config)
+        result = fit(config, data, on_epoch=monitor.on_epoch, on_batch=monitor.on_batch,
+                     should_stop=monitor.should_stop, checkpoint=checkpoint)
+    except LeaseLost:
+        logger.warning("experiment %s: lease %s lost to a newer delivery; stopping", experiment_id, lease)
+        return
+    except (ConfigError, DatasetError, CheckpointError) as exc:
+        experiment_fail(experiment_id=experiment_id, lease=lease, error=str(exc))
+        return
+    except Exception as exc:
+        logger.exception("experiment %s failed", experiment_id)
+        experiment_fail(experiment_id=experiment_id, lease=lease, error=f"{type(exc).__name__}: {exc}")
+        return
+    if monitor.lease_lost:
+        logger.warning("experiment %s: lease %s lost; not finishing", experiment_id, lease)
+        return
+    if monitor.shutdown and result.outcome == Outcome.CANCELLED and experiment_requeue_for_shutdown(
+            experiment_id=experiment_id, lease=lease):
+        return
+    status = None
+    if monitor.pruned_message and result.outcome is Outcome.CANCELLED:
+        status, result.message = Status.PRUNED, monitor.pruned_message
+    try:
+        with_db_retry(lambda: experiment_finish(experiment_id=experiment_id, lease=lease, result=result,
+                                                status=status))
+    except LeaseLost:
+        return

@@ -1,0 +1,246 @@
+"""The database side of sweeps: a sweep's trials are ordinary runs with `sweep` and `trial_number`.
+
+`sweep_fill` keeps `parallelism` of them queued or running until `budget` trials exist,
+asking experiments/search (Optuna, rebuilt from the trial rows) for each one's parameters.
+It works under a lock on the sweep's row, so two workers finishing trials at the same
+moment cannot ask twice for one slot, lose a trial, or exceed the budget. It runs when the
+sweep is created, on extend and on retry, and (`on_run_ended`, a lifecycle subscriber)
+whenever one of its trials ends, whatever way it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from experiments import live, selectors
+from experiments.errors import ConfigInvalid, InvalidState, QuotaExceeded, SweepInvalid, SweepTrialNotFound
+from experiments.models import Experiment, Sweep
+from experiments.search import pruning, study
+from experiments.search import space as search_space
+from experiments.search.records import SweepSpec, warm_start_matches
+from experiments.services.runs import (
+    active_runs,
+    enqueue_on_commit,
+    experiment_cancel,
+    experiment_create,
+    lock_owner,
+)
+from training.config import ConfigError, TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+Status = Experiment.Status
+
+
+def on_run_ended(experiment: Experiment) -> None:
+    """lifecycle subscriber: a trial ended, so its sweep goes on (or finishes)."""
+    if experiment.sweep_id is not None:
+        sweep_fill(sweep_id=experiment.sweep_id)
+
+
+def sweep_create(*, owner, name: str = "", base_config: dict[str, Any] | None = None, space: Any = None,
+                 strategy: str = "tpe", budget: int | None = None, parallelism: int = 2, pruner: str = "none",
+                 second_objective: str = "none", seed: int | None = None, warm_start: bool = False) -> Sweep:
+    """Validate everything at once (SweepInvalid lists every error), store the sweep, queue its first trials.
+
+    Its trials do not count against the per-user quota one by one: instead the sweep needs
+    min(parallelism, budget) free slots when it is created (QuotaExceeded otherwise).
+    With `warm_start`, the owner's earlier succeeded runs (outside sweeps) whose config
+    equals the base outside the space and whose varied values lie inside it are imported
+    as completed trials of the search (they do not use the budget).
+    """
+    try:
+        plan = search_space.validate_sweep(name=name, base_config=base_config, space=space, strategy=strategy,
+                                     budget=budget, parallelism=parallelism, pruner=pruner,
+                                     second_objective=second_objective, seed=seed, warm_start=warm_start)
+    except search_space.SweepSpecError as exc:
+        raise SweepInvalid("invalid sweep", errors=exc.errors) from None
+    limit = settings.TUNER_MAX_ACTIVE_RUNS_PER_USER
+    slots = min(plan.parallelism, plan.budget)
+    with transaction.atomic():
+        lock_owner(owner)
+        active = active_runs(owner)
+        if active + slots > limit:
+            raise QuotaExceeded(
+                f"A sweep running {slots} trials at once needs {slots} free run slots; you have {active} runs "
+                f"queued or running (limit {limit}). Lower its parallelism or wait for some runs to finish.")
+        sweep = Sweep.objects.create(
+            owner=owner, name=(plan.name or f"{plan.strategy} sweep")[:200], base_config=plan.base_config,
+            space=plan.space, strategy=plan.strategy, second_objective=plan.second_objective, budget=plan.budget,
+            parallelism=plan.parallelism, pruner=plan.pruner, seed=plan.seed, warm_start=plan.warm_start,
+            status=Sweep.Status.QUEUED)
+        if plan.warm_start:
+            spec = SweepSpec.from_row(sweep)
+            sweep.warm_start_runs = [run.pk for run in selectors.sweep_warm_start_candidates(owner=owner)
+                                     if warm_start_matches(spec, run.config)]
+            sweep.save(update_fields=["warm_start_runs"])
+        _sweep_fill_locked(sweep)
+    return sweep
+
+
+def sweep_fill(*, sweep_id: int) -> Sweep | None:
+    """Create the sweep's next trials (up to its parallelism and budget); finish it when all are done."""
+    with transaction.atomic():
+        # The row lock serialises concurrent callers (two workers finishing trials together).
+        sweep = Sweep.objects.select_for_update().filter(pk=sweep_id).first()
+        if sweep is None:
+            return None
+        _sweep_fill_locked(sweep)
+    return sweep
+
+
+def _sweep_fill_locked(sweep: Sweep) -> None:
+    if sweep.status not in Sweep.ACTIVE_STATUSES:
+        _sweep_set_best(sweep)
+        return
+    spec = SweepSpec.from_row(sweep)
+    records = selectors.sweep_trial_records(sweep=sweep)
+    # Every trial ever created uses the budget, whatever its status (even if deleted since).
+    created = max(sweep.trials_created, max((r.number for r in records), default=0))
+    active = sum(r.status in Experiment.ACTIVE_STATUSES for r in records)
+    budget = spec.effective_budget
+    asker = None
+    while active < sweep.parallelism and created < budget:
+        if asker is None:  # one rebuild per call; each asked trial stays in it as RUNNING
+            warm = selectors.sweep_warm_records(sweep=sweep) if sweep.warm_start else []
+            asker = study.Asker(spec, records, warm)
+        number = created + 1
+        config = {**sweep.base_config, **asker.ask(number)}
+        name = f"{sweep.name} #{number}"[:200]
+        try:
+            experiment_create(owner=sweep.owner, config=config, name=name, sweep=sweep, trial_number=number,
+                              enforce_quota=False)
+            active += 1
+        except ConfigInvalid as exc:  # a combination the space's checks could not rule out
+            asker.fail(number)
+            Experiment.objects.create(
+                owner=sweep.owner, name=name, config=config, sweep=sweep, trial_number=number,
+                status=Status.FAILED, finished_at=timezone.now(), task_id=uuid.uuid4().hex,
+                error_message="invalid combination of values: " + "; ".join(
+                    f"{field}: {' '.join(messages)}" for field, messages in exc.errors.items()))
+        created = sweep.trials_created = number
+    if sweep.status == Sweep.Status.QUEUED and created:
+        sweep.status = Sweep.Status.RUNNING
+    if active == 0 and created >= budget:
+        sweep.status = Sweep.Status.FINISHED
+        sweep.finished_at = timezone.now()
+        grid = search_space.grid_size(spec.params) if spec.strategy == "grid" else None
+        sweep.message = (f"ran all {grid} points of its grid" if grid is not None and created >= grid
+                         else f"ran its budget of {budget} trials")
+    _sweep_set_best(sweep)
+    sweep.save(update_fields=["status", "finished_at", "message", "best_trial", "trials_created"])
+
+
+def _sweep_set_best(sweep: Sweep) -> None:
+    best = (Experiment.objects.filter(sweep=sweep, status=Status.SUCCEEDED, best_val_accuracy__isnull=False)
+            .order_by("-best_val_accuracy", "trial_number").only("pk").first())
+    if sweep.status not in Sweep.ACTIVE_STATUSES:
+        Sweep.objects.filter(pk=sweep.pk).update(best_trial=best)
+    sweep.best_trial = best
+
+
+def sweep_trial_prune_check(*, experiment_id: int, epoch: int) -> str:
+    """After a trial stored `epoch`: the pruner's reason to stop it now, or "" to go on."""
+    try:
+        sweep = Sweep.objects.filter(trials__pk=experiment_id).exclude(pruner=Sweep.Pruner.NONE).first()
+        if sweep is None:
+            return ""
+        records = selectors.sweep_trial_records(sweep=sweep)
+        current = next((r for r in records if r.experiment_id == experiment_id), None)
+        if current is None:
+            return ""
+        warm = selectors.sweep_warm_records(sweep=sweep) if sweep.warm_start else []
+        return pruning.should_prune(SweepSpec.from_row(sweep), records, current, epoch, warm=warm)
+    except Exception:  # noqa: BLE001 - a pruning hiccup must never break the run
+        logger.exception("experiment %s: pruning check failed; the trial goes on", experiment_id)
+        return ""
+
+
+def sweep_cancel(*, sweep: Sweep) -> Sweep:
+    """Stop the sweep: queued trials are cancelled at once, running ones asked to stop; no new trials."""
+    with transaction.atomic():
+        sweep = Sweep.objects.select_for_update().get(pk=sweep.pk)
+        if sweep.status not in Sweep.ACTIVE_STATUSES:
+            raise InvalidState(f"Sweep #{sweep.pk} is already {sweep.status}; nothing to cancel.")
+        sweep.status = Sweep.Status.CANCELLED
+        sweep.finished_at = timezone.now()
+        sweep.save(update_fields=["status", "finished_at"])
+        queued = running = 0
+        for experiment in Experiment.objects.filter(sweep=sweep, status__in=Experiment.ACTIVE_STATUSES):
+            try:
+                experiment = experiment_cancel(experiment=experiment)
+            except InvalidState:
+                continue  # it finished meanwhile
+            if experiment.status == Status.CANCELLED:
+                queued += 1
+            else:
+                running += 1
+        sweep.message = (f"cancelled: {queued} queued trial(s) cancelled, {running} running trial(s) asked to "
+                         "stop")
+        _sweep_set_best(sweep)
+        sweep.save(update_fields=["message", "best_trial"])
+    return sweep
+
+
+def sweep_extend(*, sweep: Sweep, budget: Any) -> Sweep:
+    """Raise the budget; the search goes on from everything its trials taught it."""
+    with transaction.atomic():
+        sweep = Sweep.objects.select_for_update().get(pk=sweep.pk)
+        if sweep.status == Sweep.Status.CANCELLED:
+            raise InvalidState(f"Sweep #{sweep.pk} was cancelled; it cannot be extended.")
+        spec = SweepSpec.from_row(sweep)
+        grid = search_space.grid_size(spec.params) if spec.strategy == "grid" else None
+        if message := search_space.budget_problem(budget, current=sweep.budget, grid=grid):
+            raise SweepInvalid("invalid budget", errors={"budget": [message]})
+        sweep.budget = budget
+        if sweep.status == Sweep.Status.FINISHED:
+            sweep.status, sweep.finished_at, sweep.message = Sweep.Status.RUNNING, None, ""
+        sweep.save(update_fields=["budget", "status", "finished_at", "message"])
+        _sweep_fill_locked(sweep)
+    return sweep
+
+
+def sweep_trial_retry(*, sweep: Sweep, experiment: Experiment) -> Experiment:
+    """Queue a failed or cancelled trial again; it resumes from its last checkpoint.
+
+    The same row (and trial number) is reused, so the budget is unchanged. `attempts` goes
+    back to 0 when the trial had failed (or used up its attempts), so its worker may claim it.
+    """
+    with transaction.atomic():
+        sweep = Sweep.objects.select_for_update().get(pk=sweep.pk)
+        experiment = Experiment.objects.select_for_update().filter(pk=experiment.pk, sweep=sweep).first()
+        if experiment is None:
+            raise SweepTrialNotFound(f"Sweep #{sweep.pk} has no such trial.")
+        if sweep.status == Sweep.Status.CANCELLED:
+            raise InvalidState(f"Sweep #{sweep.pk} was cancelled; its trials cannot be retried.")
+        if experiment.status not in (Status.FAILED, Status.CANCELLED):
+            raise InvalidState(f"Trial {experiment.trial_number} (run #{experiment.pk}) is {experiment.status}; "
+                               "only failed or cancelled trials can be retried.")
+        try:
+            TrainingConfig.from_dict(experiment.config)
+        except (ConfigError, TypeError, ValueError):
+            raise InvalidState(f"Trial {experiment.trial_number} has an invalid configuration; retrying cannot "
+                               "help.") from None
+        active = Experiment.objects.filter(sweep=sweep, status__in=Experiment.ACTIVE_STATUSES).count()
+        if active >= sweep.parallelism:
+            raise InvalidState(f"Sweep #{sweep.pk} already has {active} trials queued or running (its "
+                               "parallelism); retry when one of them ends.")
+        attempts = experiment.attempts
+        if experiment.status == Status.FAILED or attempts >= settings.TUNER_MAX_ATTEMPTS:
+            attempts = 0
+        Experiment.objects.filter(pk=experiment.pk).update(
+            status=Status.QUEUED, cancel_requested=False, finished_at=None, heartbeat_at=None, message="",
+            error_message="", attempts=attempts, task_id=uuid.uuid4().hex, worker_host="")
+        experiment.refresh_from_db()
+        if sweep.status == Sweep.Status.FINISHED:
+            sweep.status, sweep.finished_at, sweep.message = Sweep.Status.RUNNING, None, ""
+            sweep.save(update_fields=["status", "finished_at", "message"])
+        enqueue_on_commit(experiment)
+    live.publish_status(experiment)
+    return experiment
