@@ -60,9 +60,20 @@ class Experiment(models.Model):
     task_id = models.CharField(max_length=64, blank=True)
     worker_host = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Graceful hand-backs (worker shutdown, broker loss, database outage): they bump `attempts`
+    # like any claim (the lease stays monotonic) but do not count against TUNER_MAX_ATTEMPTS.
+    handbacks = models.PositiveIntegerField(default=0)
+    # Set with the final status, cleared once everything that follows a run's end (advice,
+    # artifacts, the sweep's next trials) has run; the reconciler finishes what a crash left.
+    post_run_pending = models.BooleanField(default=False)
     cancel_requested = models.BooleanField(default=False)
     checkpoint_path = models.CharField(max_length=500, blank=True)
     weights_path = models.CharField(max_length=500, blank=True)
+    checkpoint_bytes = models.BigIntegerField(default=0, help_text="Size of the stored checkpoint.")
+    weights_bytes = models.BigIntegerField(default=0, help_text="Size of the stored final weights.")
+    misclassified = models.JSONField(
+        null=True, blank=True,
+        help_text="Test images the final network gets wrong, computed once by the worker when the run ends.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
