@@ -29,26 +29,55 @@ keyed by `epoch`, status events carry the whole state).
 
 from __future__ import annotations
 
-import json
 import logging
+import math
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from experiments import events, live, selectors
+from tuner_site import json_limits
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 MAX_CLIENT_MESSAGE_BYTES = 4096
+# Per connection (token buckets): messages of any kind, and resyncs (each one a snapshot read on
+# the consumers' shared database thread). Beyond them: an `error` event "too many ...; wait N s".
+MESSAGE_BURST, MESSAGE_RATE = 20, 10.0  # 10 a second, bursts of 20; then one error a second
+RESYNC_BURST, RESYNC_WINDOW_SECONDS = 3, 10.0  # 3 per 10 s (the snapshot on connect is free)
+
+
+class TokenBucket:
+    """`capacity` tokens, `rate` of them back per second."""
+
+    def __init__(self, capacity: int, rate: float):
+        self.capacity, self.rate = capacity, rate
+        self.tokens, self.updated = float(capacity), time.monotonic()
+
+    def take(self) -> float:
+        """0 when a token was taken; else the seconds until one is back (nothing taken)."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
 
 
 # --------------------------------------------------------------------------- consumers
 
 
 class _EventStreamConsumer(AsyncJsonWebsocketConsumer):
-    """Shared client protocol: ping/pong, errors for anything not understood."""
+    """Shared client protocol: ping/pong, errors for anything not understood, rate limits."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.message_budget = TokenBucket(MESSAGE_BURST, MESSAGE_RATE)
+        self.flood_reported_at = -math.inf
 
     async def refuse(self, code: int) -> None:
         # Accept first so the client sees the code (see the module docstring).
@@ -60,6 +89,12 @@ class _EventStreamConsumer(AsyncJsonWebsocketConsumer):
         self.groups.append(group)  # the base class discards self.groups on disconnect
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        wait = self.message_budget.take()
+        if wait:  # dropped unread; said at most once a second
+            if time.monotonic() - self.flood_reported_at >= 1.0:
+                self.flood_reported_at = time.monotonic()
+                await self.send_error(f"too many messages; wait {math.ceil(wait)} s")
+            return
         if text_data is None:
             await self.send_error("Binary frames are not supported; send JSON text.")
             return
@@ -67,7 +102,10 @@ class _EventStreamConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error(f"Message too large (limit {MAX_CLIENT_MESSAGE_BYTES} bytes).")
             return
         try:
-            content = json.loads(text_data)
+            content = json_limits.loads(text_data)  # depth limit, finite numbers
+        except json_limits.JSONLimitError as exc:
+            await self.send_error(str(exc))
+            return
         except ValueError:
             await self.send_error("Invalid JSON.")
             return
@@ -112,6 +150,7 @@ class ExperimentConsumer(_EventStreamConsumer):
             await self.refuse(CLOSE_NOT_FOUND)
             return
         await self.accept()
+        self.resync_budget = TokenBucket(RESYNC_BURST, RESYNC_BURST / RESYNC_WINDOW_SECONDS)
         await self.join(events.run_group(self.experiment_id))
         await self.send_snapshot()
 
@@ -119,6 +158,10 @@ class ExperimentConsumer(_EventStreamConsumer):
         return {**super().client_handlers(), "resync": self.on_resync}
 
     async def on_resync(self, content) -> None:
+        wait = self.resync_budget.take()
+        if wait:
+            await self.send_error(f"too many resyncs; wait {math.ceil(wait)} s")
+            return
         await self.send_snapshot()
 
     async def send_snapshot(self) -> None:

@@ -243,6 +243,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": [],
+    # JSON with a nesting-depth limit and finite numbers only (400 otherwise); forms as usual.
+    "DEFAULT_PARSER_CLASSES": ["experiments.api.parsers.LimitedJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     # Abuse limits (counted in the shared Redis cache below; 429 + Retry-After when exceeded).
     # Views opt in with `throttle_scope`: run creation per user, token exchange per client address.
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],

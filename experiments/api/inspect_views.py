@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import exceptions, parsers, serializers
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from experiments import inference
 from experiments.api import serializers as s
+from experiments.api.parsers import LimitedJSONParser
 from experiments.api.views import NOT_FOUND, UNAUTHENTICATED, ApiView
 from training.data import N_PIXELS
 
@@ -51,7 +52,7 @@ class PixelsField(serializers.Field):
             self.fail("not_a_list", n=N_PIXELS, kind=type(data).__name__)
         if len(data) != N_PIXELS:
             self.fail("length", n=N_PIXELS, got=len(data))
-        not_numbers = [i for i, v in enumerate(data) if not _is_number(v) or not math.isfinite(v)]
+        not_numbers = [i for i, v in enumerate(data) if not _is_number(v) or (isinstance(v, float) and not math.isfinite(v))]
         if not_numbers:
             shown = ", ".join(f"{i} ({data[i]!r})" for i in not_numbers[:5])
             more = f" and {len(not_numbers) - 5} more" if len(not_numbers) > 5 else ""
@@ -175,7 +176,7 @@ INVALID_QUERY = OpenApiResponse(LimitErrorSerializer, description="Invalid query
 
 
 class ExperimentPredictView(ApiView):
-    parser_classes = [parsers.JSONParser]
+    parser_classes = [LimitedJSONParser]
 
     @extend_schema(
         tags=["inspect"], request=PredictInputSerializer,

@@ -15,11 +15,12 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import exceptions, parsers, renderers, serializers, status
+from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.response import Response
 
 from experiments import selectors, services
 from experiments.api import serializers as s
+from experiments.api.parsers import LimitedJSONParser
 from experiments.api.views import NOT_FOUND, QUOTA, UNAUTHENTICATED, ApiView, ExperimentPagination
 from experiments.errors import SweepInvalid
 from experiments.models import Experiment, Sweep
@@ -219,7 +220,7 @@ class SweepApiView(ApiView):
 
 
 class SweepListCreateView(SweepApiView):
-    parser_classes = [parsers.JSONParser]
+    parser_classes = [LimitedJSONParser]
     pagination_class = ExperimentPagination
 
     @extend_schema(tags=["sweeps"], parameters=[SweepListFilterSerializer],
@@ -262,7 +263,7 @@ class SweepCancelView(SweepApiView):
 
 
 class SweepExtendView(SweepApiView):
-    parser_classes = [parsers.JSONParser]
+    parser_classes = [LimitedJSONParser]
 
     @extend_schema(tags=["sweeps"], request=SweepExtendInputSerializer,
                    responses={200: SweepDetailOutputSerializer, 400: BUDGET_INVALID, 401: UNAUTHENTICATED,

@@ -17,7 +17,7 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerView
-from rest_framework import exceptions, parsers, renderers, status
+from rest_framework import exceptions, renderers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 
 from experiments import health, live, selectors, services
 from experiments.api import serializers as s
+from experiments.api.parsers import LimitedJSONParser
 from experiments.errors import ConfigInvalid, ServiceError
 from experiments.models import Experiment
 from training.config import config_schema
@@ -225,7 +226,7 @@ class RunCreatingView(ApiView):
 
 
 class ExperimentListCreateView(RunCreatingView):
-    parser_classes = [parsers.JSONParser]  # config is a nested object: JSON only
+    parser_classes = [LimitedJSONParser]  # config is a nested object: JSON only
     pagination_class = ExperimentPagination  # read by drf-spectacular for the paginated schema
 
     @extend_schema(

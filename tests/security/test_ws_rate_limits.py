@@ -1,0 +1,129 @@
+"""Websocket control messages are rate-limited per connection: resyncs (each one a database read
+on the consumers' shared database thread) and messages overall. Beyond a limit the client gets an
+`error` event saying how long to wait, nothing else happens, and the socket stays up."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+
+from experiments import consumers
+from experiments.routing import websocket_urlpatterns
+from tests.security.conftest import make_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _open(path: str, user) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    return communicator
+
+
+async def _drain(communicator, quiet: float = 0.5) -> list[dict]:
+    """Every message until none arrives for `quiet` seconds."""
+    received = []
+    while not await communicator.receive_nothing(timeout=quiet):
+        received.append(await communicator.receive_json_from(timeout=5))
+    return received
+
+
+def test_resyncs_beyond_the_budget_get_an_error_saying_how_long_to_wait_and_no_snapshot(user):
+    run = make_run(user)
+
+    async def body():
+        socket = await _open(f"/ws/experiments/{run.pk}/", user)
+        assert (await socket.receive_json_from(timeout=5))["type"] == "snapshot"  # on connect: free
+        replies = []
+        for _ in range(consumers.RESYNC_BURST + 2):
+            await socket.send_json_to({"type": "resync"})
+            replies.append(await socket.receive_json_from(timeout=5))
+        await socket.send_json_to({"type": "ping"})
+        replies.append(await socket.receive_json_from(timeout=5))
+        await socket.disconnect()
+        return replies
+
+    replies = async_to_sync(body)()
+    kinds = [reply["type"] for reply in replies]
+    assert kinds == ["snapshot"] * consumers.RESYNC_BURST + ["error", "error", "pong"]
+    wait = consumers.RESYNC_WINDOW_SECONDS / consumers.RESYNC_BURST
+    for refused in replies[consumers.RESYNC_BURST:-1]:
+        match = re.fullmatch(r"too many resyncs; wait (\d+) s", refused["message"])
+        assert match, refused
+        assert 1 <= int(match.group(1)) <= wait + 1
+
+
+def test_the_resync_budget_refills_over_time(user, monkeypatch):
+    monkeypatch.setattr(consumers, "RESYNC_WINDOW_SECONDS", 0.6)  # 3 per 0.6 s: one back every 0.2 s
+    run = make_run(user)
+
+    async def body():
+        socket = await _open(f"/ws/experiments/{run.pk}/", user)
+        await socket.receive_json_from(timeout=5)
+        kinds = []
+        for _ in range(consumers.RESYNC_BURST + 1):
+            await socket.send_json_to({"type": "resync"})
+            kinds.append((await socket.receive_json_from(timeout=5))["type"])
+        await asyncio.sleep(0.3)
+        await socket.send_json_to({"type": "resync"})
+        kinds.append((await socket.receive_json_from(timeout=5))["type"])
+        await socket.disconnect()
+        return kinds
+
+    assert async_to_sync(body)() == ["snapshot"] * consumers.RESYNC_BURST + ["error", "snapshot"]
+
+
+def test_each_connection_has_its_own_resync_budget(user):
+    run = make_run(user)
+
+    async def body():
+        first = await _open(f"/ws/experiments/{run.pk}/", user)
+        second = await _open(f"/ws/experiments/{run.pk}/", user)
+        for socket in (first, second):
+            await socket.receive_json_from(timeout=5)
+        for _ in range(consumers.RESYNC_BURST):
+            await first.send_json_to({"type": "resync"})
+            await first.receive_json_from(timeout=5)
+        await second.send_json_to({"type": "resync"})
+        reply = await second.receive_json_from(timeout=5)
+        await first.disconnect()
+        await second.disconnect()
+        return reply
+
+    assert async_to_sync(body)()["type"] == "snapshot"
+
+
+@pytest.mark.parametrize("route", ["run", "user"])
+def test_a_message_flood_is_dropped_with_one_error_per_second_and_the_socket_stays_up(user, route):
+    path = f"/ws/experiments/{make_run(user).pk}/" if route == "run" else "/ws/experiments/"
+    flood = consumers.MESSAGE_BURST * 5
+
+    async def body():
+        socket = await _open(path, user)
+        if route == "run":
+            await socket.receive_json_from(timeout=5)
+        for _ in range(flood):
+            await socket.send_json_to({"type": "ping"})
+        replies = await _drain(socket)
+        await asyncio.sleep(1.1)  # the budget refills
+        await socket.send_json_to({"type": "ping"})
+        after = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return replies, after
+
+    replies, after = async_to_sync(body)()
+    pongs = [r for r in replies if r["type"] == "pong"]
+    errors = [r for r in replies if r["type"] == "error"]
+    assert len(pongs) + len(errors) == len(replies)
+    # The burst, plus what refilled while the flood was being read (well under a second).
+    assert consumers.MESSAGE_BURST <= len(pongs) < consumers.MESSAGE_BURST + consumers.MESSAGE_RATE
+    assert 1 <= len(errors) <= 2
+    assert re.fullmatch(r"too many messages; wait \d+ s", errors[0]["message"]), errors[0]
+    assert after == {"type": "pong"}
