@@ -56,5 +56,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; host = os.environ['ALLOWED_HOSTS'].split(',')[0].strip().lstrip('.'); u.urlopen(u.Request('http://127.0.0.1:8000/health', headers={'Host': host}), timeout=4)"]
 
-# The web server; docker-compose.yml overrides this for the worker and beat services.
+# The web server; docker-compose.yml overrides this for the worker and beat services, and runs it with
+# --proxy-headers behind the reverse proxy (with TUNER_NUM_PROXIES=1). Add both only behind a proxy.
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "tuner_site.asgi:application"]

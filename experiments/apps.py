@@ -10,8 +10,9 @@ class ExperimentsConfig(AppConfig):
         # Wiring, in one place: what follows a run's end (advice first, then its sweep's next
         # trials), and the Celery worker's signal handlers (they only fire inside a worker).
         from experiments import worker_hooks
-        from experiments.services import lifecycle, recommendations, sweeps
+        from experiments.services import lifecycle, recommendations, sweeps, tokens
 
         lifecycle.subscribe_run_ended(recommendations.on_run_ended)
         lifecycle.subscribe_run_ended(sweeps.on_run_ended)
         worker_hooks.connect()
+        tokens.connect()  # a password change ends the user's API tokens

@@ -277,3 +277,32 @@ def sweep_trials_table(*, sweep: Sweep) -> tuple[list[str], list[dict[str, Any]]
                   for name, value in row.pop("params").items()}
         rows.append({**row, **params, "experiment_id": row["id"]})
     return columns, rows
+
+
+# --------------------------------------------------------------------------- API tokens
+
+# A token's public id: the start of its SHA-512 digest. The secret is never stored, and the
+# plain-text lookup prefix knox keeps is a piece of the secret, so that is not shown either.
+TOKEN_ID_LENGTH = 16
+
+
+def token_id(token) -> str:
+    return token.digest[:TOKEN_ID_LENGTH]
+
+
+def token_list(*, user) -> QuerySet:
+    """The user's tokens that have not expired, newest first."""
+    from django.utils import timezone
+    from knox.models import get_token_model
+
+    live = Q(expiry__isnull=True) | Q(expiry__gt=timezone.now())
+    return get_token_model().objects.filter(live, user=user).order_by("-created", "digest")
+
+
+def token_get(*, user, token_id: str):
+    """The user's live token with this id, else None (a malformed id included)."""
+    import re
+
+    if len(token_id) != TOKEN_ID_LENGTH or not re.fullmatch(r"[0-9a-f]+", token_id):
+        return None
+    return token_list(user=user).filter(digest__startswith=token_id).first()

@@ -14,4 +14,5 @@ urlpatterns = [
     path("runs/<int:experiment_id>/", views.run_detail, name="run-detail"),
     path("sweeps/", views.sweeps, name="sweeps"),
     path("sweeps/<int:sweep_id>/", views.sweep_detail, name="sweep-detail"),
+    path("tokens/", views.tokens, name="tokens"),
 ]

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.contrib.auth.forms import AuthenticationForm
+from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 
 from experiments import selectors
+from tuner_site.auth import lockout_message, lockout_seconds
 
 
 @dataclass(frozen=True)
@@ -47,17 +50,18 @@ PAGES = {
     "sweeps": Page("frontend/sweeps.html", "sweeps", css("pages", "config_form", "sweeps"),
                    CONFIG_FORM + js("sweeps")),
     "sweep_detail": Page("frontend/sweep_detail.html", "sweeps", css("pages", "sweeps"), CHART_JS + js("sweep_detail")),
+    "tokens": Page("frontend/tokens.html", "tokens", css("pages"), js("token_list", "tokens")),
 }
 
 # URL names the scripts reach, without and with an id (reversed with 0: Tuner.urls.to(name, id) puts
 # the id in its place).
 SCRIPT_URLS = (
-    "frontend:tuner", "api:config-schema", "api:experiment-list", "api:sweep-list",
+    "frontend:tuner", "api:config-schema", "api:experiment-list", "api:sweep-list", "api:token-list",
     *((name, 0) for name in (
         "frontend:run-detail", "frontend:sweep-detail", "api:experiment-detail", "api:experiment-cancel",
         "api:experiment-metrics", "api:experiment-weights", "api:experiment-predict",
         "api:experiment-misclassified", "api:experiment-filters", "api:recommendation-apply",
-        "api:sweep-detail", "api:sweep-cancel", "api:sweep-extend")),
+        "api:sweep-detail", "api:sweep-cancel", "api:sweep-extend", "api:token-detail")),
 )
 
 
@@ -103,3 +107,24 @@ run_detail = _object_page("run_detail", "experiment", "run",
                           lambda user, pk: selectors.experiment_get(user=user, experiment_id=pk))
 sweep_detail = _object_page("sweep_detail", "sweep", "sweep",
                             lambda user, pk: selectors.sweep_get(user=user, sweep_id=pk))
+
+
+@login_required
+def tokens(request):
+    return _render(request, "tokens", token_ttl_hours=settings.TUNER_TOKEN_TTL_HOURS)
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer (settings.AXES_LOCKOUT_CALLABLE) to a login on /login/ or /admin/login/
+    by a locked-out username + address: the login page again, saying so, with 429 and Retry-After.
+    (POST /api/auth/token/ answers for itself with JSON; this covers any other JSON caller.)"""
+    message = lockout_message()
+    if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
+        response = JsonResponse({"detail": message}, status=429)
+    else:
+        username = str(request.POST.get("username", ""))[:150]
+        form = AuthenticationForm(request, initial={"username": username})
+        response = render(request, "frontend/login.html",
+                          {"form": form, "locked_out": message, "next": request.POST.get("next", "")}, status=429)
+    response["Retry-After"] = str(lockout_seconds())
+    return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -77,7 +78,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -95,6 +97,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a login that tripped the lockout into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tuner_site.urls"
@@ -133,6 +137,30 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Brute-force lockout (django-axes): after TUNER_LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one client address, that pair is refused (429, even with the right password) for
+# TUNER_LOGIN_COOLOFF_MINUTES after its last failure, on every door that calls authenticate() with
+# the request: /login/, /admin/login/ and POST /api/auth/token/. Per username *and* address, so one
+# attacker cannot lock everybody out; a successful login resets the count. Attempts are rows in the
+# database (admin "Access attempts"; `manage.py axes_reset_username NAME` lifts a lockout).
+AUTHENTICATION_BACKENDS = [
+    "tuner_site.auth.AxesBackend",  # first: refuses locked-out pairs before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("TUNER_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("TUNER_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The cool-off runs from the last failure that counted: retries while locked out do not extend it,
+# so "try again in N minutes" is true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # failures are what matter; no row (and no session) per successful login
+# The same client address as the DRF throttles (TUNER_NUM_PROXIES hops of X-Forwarded-For, counted
+# from the right). Not django-ipware's proxy count: it expects the proxies' own entries in the
+# header, so a single proxy's "X-Forwarded-For: <client>" resolves to no address at all.
+AXES_CLIENT_IP_CALLABLE = "tuner_site.throttling.client_address"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "frontend.views.login_locked_out"
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -236,7 +264,7 @@ TUNER_DISPATCH_RUNS = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "experiments.api.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -268,6 +296,18 @@ CACHES = {
         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
+# API tokens (django-rest-knox): one per POST /api/auth/token/ (or the /tokens/ page), stored as
+# SHA-512 digests, sent as "Authorization: Token <token>", expiring TUNER_TOKEN_TTL_HOURS after
+# creation, revocable one by one; a password change deletes the user's tokens
+# (experiments/services/tokens.py).
+TUNER_TOKEN_TTL_HOURS = env_int("TUNER_TOKEN_TTL_HOURS", 720)
+if TUNER_TOKEN_TTL_HOURS < 1:
+    raise ImproperlyConfigured("TUNER_TOKEN_TTL_HOURS must be at least 1")
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=TUNER_TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",  # what DRF's tokens used: existing scripts keep their header
+    "AUTO_REFRESH": False,
+}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tuner API",
     "DESCRIPTION": "Queue, follow and analyse NumPy network training runs on Fashion-MNIST.",
@@ -292,7 +332,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler",
                              "formatter": "json" if LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes: a failed login is a WARNING (username masked), a lockout too; its INFO chatter is not kept.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 if PRODUCTION:

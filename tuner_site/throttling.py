@@ -6,8 +6,10 @@ Rates live in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]; a throttled req
 
 from __future__ import annotations
 
+import ipaddress
+
 from rest_framework.permissions import SAFE_METHODS
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 
 
 class WriteScopedRateThrottle(ScopedRateThrottle):
@@ -20,3 +22,21 @@ class WriteScopedRateThrottle(ScopedRateThrottle):
         if request.method in SAFE_METHODS:
             return True
         return super().allow_request(request, view)
+
+    def get_ident(self, request):  # anonymous requests only (else the user is the ident)
+        return client_address(request)
+
+
+def client_address(request) -> str | None:
+    """The client's IP address for the per-address limits: the throttles and the login lockouts
+    (settings.AXES_CLIENT_IP_CALLABLE). DRF's rule: REMOTE_ADDR, or behind N reverse proxies
+    (TUNER_NUM_PROXIES -> REST_FRAMEWORK["NUM_PROXIES"]) the N-th X-Forwarded-For entry from the
+    right, the one the outermost trusted proxy wrote; what a client prepends is never used. Not a
+    valid address (a misconfigured proxy, a client reaching Daphne directly with a made-up header):
+    the peer's own address, else None."""
+    for candidate in (BaseThrottle().get_ident(request), request.META.get("REMOTE_ADDR")):
+        try:
+            return str(ipaddress.ip_address((candidate or "").strip()))
+        except ValueError:
+            continue
+    return None

@@ -46,6 +46,10 @@ class StrictInputSerializer(serializers.Serializer):
 # --------------------------------------------------------------------------- input
 
 
+class EmptyInputSerializer(StrictInputSerializer):
+    """No fields: a POST whose meaning is all in its URL (a body with fields is a 400)."""
+
+
 class TokenObtainInputSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False,
@@ -117,7 +121,32 @@ class ConfigSchemaOutputSerializer(serializers.Serializer):
 
 
 class TokenOutputSerializer(serializers.Serializer):
-    token = serializers.CharField(help_text='Send as "Authorization: Token <token>".')
+    token = serializers.CharField(help_text='Send as "Authorization: Token <token>". Shown only this once.')
+    expiry = serializers.DateTimeField(help_text="When the token stops working.")
+
+
+class TokenListOutputSerializer(serializers.Serializer):
+    """One API token, without its secret (which is not stored)."""
+
+    id = serializers.SerializerMethodField(help_text="The token's id (the start of its SHA-512 digest).")
+    created = serializers.DateTimeField()
+    expiry = serializers.DateTimeField(allow_null=True, help_text="When the token stops working.")
+    current = serializers.SerializerMethodField(help_text="Whether this request was made with this token.")
+
+    def get_id(self, token) -> str:
+        return selectors.token_id(token)
+
+    def get_current(self, token) -> bool:
+        used = getattr(self.context.get("request"), "auth", None)
+        return getattr(used, "digest", None) == token.digest
+
+
+class TokenCreatedOutputSerializer(TokenListOutputSerializer):
+    token = serializers.SerializerMethodField(
+        help_text='The secret: send as "Authorization: Token <token>". Shown only this once.')
+
+    def get_token(self, token) -> str:
+        return self.context["secret"]
 
 
 def live_payload_serializer(name: str, model, fields: tuple[str, ...], payload) -> type[serializers.ModelSerializer]:

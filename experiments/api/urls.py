@@ -37,6 +37,9 @@ sweep_urls = [
 
 urlpatterns = [
     path("auth/token/", views.TokenObtainView.as_view(), name="token-obtain"),
+    path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="token-revoke"),
+    path("auth/tokens/", views.TokenListCreateView.as_view(), name="token-list"),
+    path("auth/tokens/<str:token_id>/", views.TokenDetailView.as_view(), name="token-detail"),
     path("config-schema/", views.ConfigSchemaView.as_view(), name="config-schema"),
     path("experiments/", include(experiment_urls)),
     path("recommendations/<int:recommendation_id>/apply/", views.RecommendationApplyView.as_view(),

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_logged_in
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import exceptions, renderers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.authtoken.models import Token
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import AllowAny
@@ -29,10 +29,13 @@ from rest_framework.views import APIView
 
 from experiments import health, live, selectors, services
 from experiments.api import serializers as s
+from experiments.api.authentication import TokenAuthentication
 from experiments.api.parsers import LimitedJSONParser
 from experiments.errors import ConfigInvalid, ServiceError
 from experiments.models import Experiment
+from experiments.services import tokens
 from training.config import config_schema
+from tuner_site.auth import lockout_message, lockout_seconds
 from tuner_site.throttling import WriteScopedRateThrottle
 
 # --------------------------------------------------------------------------- plumbing
@@ -175,19 +178,93 @@ class TokenObtainView(ApiView):
         tags=["auth"], auth=[], request=s.TokenObtainInputSerializer,
         responses={200: s.TokenOutputSerializer,
                    400: OpenApiResponse(s.TokenErrorSerializer, description="Wrong username or password."),
-                   429: OpenApiResponse(s.ErrorDetailSerializer, description="Too many attempts.")},
-        summary="Exchange a username and password for an API token",
+                   429: OpenApiResponse(s.ErrorDetailSerializer, description=(
+                       "Too many attempts from this address, or this username is locked out here after "
+                       "too many wrong passwords (Retry-After says for how long)."))},
+        summary="Exchange a username and password for a new API token",
+        description="Each call creates a token of its own (one per script or device) that expires after "
+                    "TUNER_TOKEN_TTL_HOURS; list and revoke them under /api/auth/tokens/.",
     )
     def post(self, request):
         serializer = s.TokenObtainInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = authenticate(request, **serializer.validated_data)
+        # With the request, so django-axes counts the attempt and refuses a locked-out username + address.
+        user = authenticate(request=request, **serializer.validated_data)
         if user is None:
+            if getattr(request, "axes_locked_out", False):
+                raise LoginLockedOut()
             raise exceptions.ValidationError(
                 {"non_field_errors": ["Unable to log in with the provided username and password."]})
-        # NOTE: belongs in a users/accounts service (auth_token_get_or_create) once that app exists.
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        # A login like any other: axes resets the failure count, Django records last_login.
+        user_logged_in.send(sender=type(user), request=request, user=user)
+        token, secret = tokens.token_create(user=user)
+        return Response(s.TokenOutputSerializer({"token": secret, "expiry": token.expiry}).data)
+
+
+class LoginLockedOut(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "locked_out"
+
+    def __init__(self):
+        super().__init__(lockout_message())
+        self.wait = lockout_seconds()  # DRF's exception handler turns it into Retry-After
+
+
+class TokenRevokeView(ApiView):
+    authentication_classes = [TokenAuthentication]  # the token to revoke is the one sent
+
+    @extend_schema(tags=["auth"], request=None,
+                   responses={204: None, 400: OpenApiResponse(s.ErrorDetailSerializer, description="A body was sent."),
+                              401: UNAUTHENTICATED},
+                   summary="Revoke the token this request is made with")
+    def post(self, request):
+        s.EmptyInputSerializer(data=request.data).is_valid(raise_exception=True)
+        if request.auth is None:
+            raise exceptions.NotAuthenticated("Send the token to revoke as \"Authorization: Token <token>\".")
+        tokens.token_revoke(token=request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenListCreateView(ApiView):
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(tags=["auth"], responses={200: s.TokenListOutputSerializer(many=True), 401: UNAUTHENTICATED},
+                   summary="Your API tokens that have not expired, newest first (never their secrets)")
+    def get(self, request):
+        rows = selectors.token_list(user=request.user)
+        return Response(s.TokenListOutputSerializer(rows, many=True, context={"request": request}).data)
+
+    @extend_schema(tags=["auth"], request=None,
+                   responses={201: s.TokenCreatedOutputSerializer,
+                              400: OpenApiResponse(s.ErrorDetailSerializer, description="A body was sent."),
+                              401: UNAUTHENTICATED,
+                              403: OpenApiResponse(s.ErrorDetailSerializer, description=(
+                                  "Not from a logged-in browser session (a token cannot create tokens), "
+                                  "or no CSRF token."))},
+                   summary="Create a token from a logged-in browser session (the secret is shown once)")
+    def post(self, request):
+        if isinstance(request.successful_authenticator, TokenAuthentication):
+            # A stolen token must not be able to outlive its expiry by minting new ones.
+            raise exceptions.PermissionDenied("Tokens are created from a logged-in browser session, or with "
+                                              "a username and password at POST /api/auth/token/.")
+        s.EmptyInputSerializer(data=request.data).is_valid(raise_exception=True)
+        token, secret = tokens.token_create(user=request.user)
+        data = s.TokenCreatedOutputSerializer(token, context={"request": request, "secret": secret}).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class TokenDetailView(ApiView):
+    @extend_schema(tags=["auth"], responses={204: None, 401: UNAUTHENTICATED,
+                                             404: OpenApiResponse(s.ErrorDetailSerializer,
+                                                                  description="No such token among yours.")},
+                   summary="Revoke one of your tokens")
+    def delete(self, request, token_id: str):
+        token = selectors.token_get(user=request.user, token_id=token_id)
+        if token is None:
+            raise exceptions.NotFound("You have no such token.")
+        tokens.token_revoke(token=token)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ConfigSchemaView(ApiView):

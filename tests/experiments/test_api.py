@@ -376,9 +376,10 @@ def test_a_script_obtains_a_token_and_uses_it(user, other_user):
                            format="json")
     assert response.status_code == 200
     token = response.json()["token"]
-    # The same token every time.
+    assert response.json()["expiry"]
+    # A new token every time (one per script or device); the earlier ones keep working.
     again = client.post("/api/auth/token/", {"username": "alice", "password": "alice-password-1"})
-    assert again.json()["token"] == token
+    assert again.status_code == 200 and again.json()["token"] != token
 
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     listed = client.get(LIST_URL)

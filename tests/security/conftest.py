@@ -17,13 +17,28 @@ def make_run(owner, **fields) -> Experiment:
                                      **fields)
 
 
+def api_token(user) -> str:
+    """A new API token (the secret) for `user`, for "Authorization: Token <token>"."""
+    from experiments.services import tokens
+
+    return tokens.token_create(user=user)[1]
+
+
+def alice_token_id(user) -> str:
+    from experiments import selectors
+    from experiments.services import tokens
+
+    return selectors.token_id(tokens.token_create(user=user)[0])
+
+
 @pytest.fixture
 def alice_objects(user):
     """One object of each kind a URL can name, owned by alice (the `user` fixture)."""
     finished = make_run(user, status=Experiment.Status.SUCCEEDED)
     recommendation = Recommendation.objects.create(
         experiment=finished, kind="lr_up", priority="high", title=MARKER, rationale="why", changes={"epochs": 4})
-    ids = {"experiment_id": finished.pk, "recommendation_id": recommendation.pk}
+    ids = {"experiment_id": finished.pk, "recommendation_id": recommendation.pk,
+           "token_id": alice_token_id(user)}
     try:
         from experiments.models import Sweep
     except ImportError:  # before the sweeps feature

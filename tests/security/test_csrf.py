@@ -47,10 +47,9 @@ def test_every_session_write_checks_csrf(browser, user, action):
 
 
 def test_token_clients_need_no_csrf_token(user):
-    from rest_framework.authtoken.models import Token
+    from tests.security.conftest import api_token
 
-    token = Token.objects.create(user=user)
     client = Client(enforce_csrf_checks=True)
     response = client.post("/api/experiments/", json.dumps({"config": {"epochs": 1}}),
-                           content_type="application/json", HTTP_AUTHORIZATION=f"Token {token.key}")
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Token {api_token(user)}")
     assert response.status_code == 201

@@ -99,7 +99,10 @@ def test_compose_has_every_service_with_health_checks(compose):
     assert "redis-cli" in services["redis"]["healthcheck"]["test"]
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "/health" in " ".join(services["web"]["healthcheck"]["test"])
-    assert services["web"]["command"] == ["daphne", "-b", "0.0.0.0", "-p", "8000", "tuner_site.asgi:application"]
+    # Behind the reverse proxy: Daphne honours X-Forwarded-For/-Proto, and the limits count one proxy.
+    assert services["web"]["command"] == ["daphne", "--proxy-headers", "-b", "0.0.0.0", "-p", "8000",
+                                          "tuner_site.asgi:application"]
+    assert services["web"]["environment"]["TUNER_NUM_PROXIES"] == "${TUNER_NUM_PROXIES:-1}"
     worker = " ".join(services["worker"]["command"])
     assert "celery -A tuner_site worker" in worker and "TUNER_WORKER_CONCURRENCY" in worker
     assert "TUNER_QUEUE" in worker and "OPENBLAS_NUM_THREADS" in services["worker"]["environment"]

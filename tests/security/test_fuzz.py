@@ -37,9 +37,9 @@ def fuzz_objects(user, quick_config):
 
 @pytest.fixture
 def auth_header(user):
-    from rest_framework.authtoken.models import Token
+    from tests.security.conftest import api_token
 
-    return {"Authorization": f"Token {Token.objects.get_or_create(user=user)[0].key}"}
+    return {"Authorization": f"Token {api_token(user)}"}
 
 
 def load_schema():

@@ -40,9 +40,9 @@ def test_throttle_rates_and_the_shared_cache_are_configured():
 def test_token_endpoint_is_throttled_per_address(user):
     client = APIClient()
     address = fresh_address()
-    for _ in range(20):
-        response = client.post("/api/auth/token/", {"username": "alice", "password": "wrong"}, format="json",
-                               REMOTE_ADDR=address)
+    for attempt in range(20):  # other usernames each time: the throttle, not the lockout (test_auth.py)
+        response = client.post("/api/auth/token/", {"username": f"nobody-{attempt}", "password": "wrong"},
+                               format="json", REMOTE_ADDR=address)
         assert response.status_code == 400
     response = client.post("/api/auth/token/", {"username": "alice", "password": "alice-password-1"},
                            format="json", REMOTE_ADDR=address)
