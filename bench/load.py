@@ -238,9 +238,9 @@ def main() -> None:
         stack.setup_django()
         from django.conf import settings
         from django.contrib.auth import get_user_model
-        from rest_framework.authtoken.models import Token
 
         from experiments.models import EpochMetric, Experiment
+        from experiments.services.tokens import token_create
 
         db = settings.DATABASES["default"]
         port = free_port()
@@ -259,7 +259,7 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
         users = [get_user_model().objects.create_user(f"load{i}", password=PASSWORD) for i in range(USERS)]
-        tokens = {user.pk: Token.objects.create(user=user).key for user in users}
+        tokens = {user.pk: token_create(user=user)[1] for user in users}
         base = f"http://127.0.0.1:{port}"
         with ThreadPoolExecutor(8) as pool:
             sessions = dict(zip([u.pk for u in users], pool.map(lambda u: login(base, u.username), users)))

@@ -9,6 +9,7 @@ const at = (hours) => new Date(NOW + hours * 3600 * 1000).toISOString();
 
 test("expiryText: days, hours, minutes, expired, never", () => {
   assert.equal(expiryText(at(720), NOW), "in 30 days");
+  assert.equal(expiryText(at(719.99), NOW), "in 30 days");  // just created: not "in 29 days"
   assert.equal(expiryText(at(49), NOW), "in 2 days");
   assert.equal(expiryText(at(47), NOW), "in 47 hours");
   assert.equal(expiryText(at(1.5), NOW), "in 90 minutes");

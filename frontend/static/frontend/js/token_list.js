@@ -16,8 +16,8 @@
     if (!expiry) return "never";
     const left = Date.parse(expiry) - now;
     if (!(left > 0)) return "expired";
-    if (left >= 2 * DAY) return `in ${plural(Math.floor(left / DAY), "day")}`;
-    if (left >= 2 * HOUR) return `in ${plural(Math.floor(left / HOUR), "hour")}`;
+    if (left >= 2 * DAY) return `in ${plural(Math.round(left / DAY), "day")}`;
+    if (left >= 2 * HOUR) return `in ${plural(Math.round(left / HOUR), "hour")}`;
     return `in ${plural(Math.max(1, Math.floor(left / MINUTE)), "minute")}`;
   }
 
