@@ -216,14 +216,20 @@ def main() -> None:
         print(f"    /health {HEALTH_CONCURRENCY} at once:        {summary([t for t, _ in burst])}; "
               f"codes {sorted({c for _, c in burst})}")
     finally:
-        if web is not None and web.poll() is None:
-            web.send_signal(signal.SIGTERM)
-            try:
-                web.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(web.pid, signal.SIGKILL)
-                web.wait()
+        if web is not None:
+            stop(web)
         stack.close()
+
+
+def stop(proc: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """SIGTERM; after `grace_seconds`, SIGKILL to its process group."""
+    proc.terminate()
+    deadline = time.monotonic() + grace_seconds
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ with the pixel mean and standard deviation of *that run's* training split, so th
 recomputed from the run's config (validation_fraction, seed, train_size) with
 `training.data.prepare_dataset` and memoised (two floats per distinct split).
 
-Per process, the last few loaded networks and the last few misclassification summaries
-are kept (keyed by run id and the weights file's path, size and mtime, so a replaced
-file is reloaded). Networks reuse internal buffers in `forward`, so every use of one
-holds its lock.
+Per process, the last few loaded networks are kept (keyed by run id and the weights file's
+path, size and mtime, so a replaced file is reloaded). Networks reuse internal buffers in
+`forward`, so every use of one holds its lock. The misclassified test images are computed
+once, by the worker when the run ends (`compute_misclassified`, called by
+experiments/services/inspection.py, which stores them on the run); the web only reads them.
 
 Errors are `experiments.errors.ServiceError` subclasses, so the API answers them with their
 status code and {"detail": message}: no weights (409), weights file gone (404),
@@ -33,7 +34,6 @@ from training.network import Network
 from training.trainer import EVAL_CHUNK, build_network
 
 MODEL_CACHE_SIZE = 4
-MISCLASSIFIED_CACHE_SIZE = 8
 
 
 @dataclass(eq=False)
@@ -77,6 +77,7 @@ class Misclassified:
     predicted: np.ndarray    # int64 (m,)
     confidence: np.ndarray   # float32 (m,), probability of the predicted class
     test_count: int
+    class_names: tuple[str, ...]
 
 
 class _LruCache:
@@ -107,13 +108,11 @@ class _LruCache:
 
 _lock = threading.Lock()
 _models = _LruCache(MODEL_CACHE_SIZE)
-_misclassified = _LruCache(MISCLASSIFIED_CACHE_SIZE)
 _stats: dict[tuple, tuple[float, float]] = {}
 
 
 def clear_caches() -> None:
     _models.clear()
-    _misclassified.clear()
     with _lock:
         _stats.clear()
 
@@ -213,13 +212,14 @@ def predict(experiment: Experiment, pixels: np.ndarray) -> np.ndarray:
     return proba[0]
 
 
-def misclassified(experiment: Experiment) -> Misclassified:
-    """Every test image the run's stored network gets wrong (cached per process)."""
-    return _misclassified.get_or_compute(_cache_key(experiment), lambda: _find_misclassified(experiment))
+def compute_misclassified(experiment: Experiment) -> Misclassified:
+    """Every test image the run's stored network gets wrong: the network over the whole test set.
 
-
-def _find_misclassified(experiment: Experiment) -> Misclassified:
-    model = load_model(experiment)
+    Not cached, and the network is loaded outside the model cache: the worker calls this once
+    per run, when it ends, and need not keep the network.
+    """
+    _cache_key(experiment)  # no weights: 409; weights file gone: 404
+    model = _load(experiment)
     images, labels = test_set()
     logits, proba = model.logits_and_proba(images)
     predictions = logits.argmax(axis=1)  # as the trainer's evaluate: argmax of the logits
@@ -228,7 +228,8 @@ def _find_misclassified(experiment: Experiment) -> Misclassified:
     order = np.lexsort((wrong, -confidence))  # most confidently wrong first, then by index
     return Misclassified(indices=wrong[order].astype(np.int64), true=labels[wrong][order],
                          predicted=predictions[wrong][order].astype(np.int64),
-                         confidence=confidence[order].astype(np.float32), test_count=len(labels))
+                         confidence=confidence[order].astype(np.float32), test_count=len(labels),
+                         class_names=model.class_names)
 
 
 def first_layer_filters(experiment: Experiment, limit: int) -> tuple[np.ndarray, int]:

@@ -15,8 +15,9 @@ ORDERING_FIELDS = ("created_at", "best_val_accuracy", "test_accuracy", "status",
 
 
 def experiments_visible_to(*, user) -> QuerySet[Experiment]:
-    """Runs a user may see: their own (staff review through the admin)."""
-    return Experiment.objects.filter(owner=user)
+    """Runs a user may see: their own (staff review through the admin). The stored misclassified
+    list (up to ~200 KB a run) is only loaded where it is read."""
+    return Experiment.objects.filter(owner=user).defer("misclassified")
 
 
 def experiment_list(*, user, status: str | None = None, sweep: int | None = None,
@@ -102,7 +103,7 @@ def visible_run(*, user, experiment_id: int) -> Experiment | None:
     if not getattr(user, "is_authenticated", False):
         return None
     if user.is_staff:
-        return Experiment.objects.filter(pk=experiment_id).first()
+        return Experiment.objects.filter(pk=experiment_id).defer("misclassified").first()
     return experiment_get(user=user, experiment_id=experiment_id)
 
 

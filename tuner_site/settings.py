@@ -260,6 +260,9 @@ TUNER_BATCH_DELAY_SECONDS = float(env("TUNER_BATCH_DELAY_SECONDS", "0"))
 # Created runs are sent to the broker. Off only where the caller executes runs itself
 # (tests that play the broker call services.experiment_run directly).
 TUNER_DISPATCH_RUNS = True
+# /health pings the workers (a 1 s broadcast); its answer is shared by every web process through
+# the cache for this many seconds (older: one caller pings again while the others get the last count).
+TUNER_HEALTH_WORKERS_CACHE_SECONDS = float(env("TUNER_HEALTH_WORKERS_CACHE_SECONDS", "5"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -280,6 +283,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "run_create": env("TUNER_THROTTLE_RUN_CREATE", "60/min"),
         "auth": env("TUNER_THROTTLE_AUTH", "20/min"),
+        # Inspecting a trained run, per user: predictions (the page predicts while you draw, at
+        # most every 0.4 s), and misclassified + filters (one budget).
+        "predict": env("TUNER_THROTTLE_PREDICT", "300/min"),
+        "inspect": env("TUNER_THROTTLE_INSPECT", "120/min"),
+        # GET /health, per client address (no login).
+        "health": env("TUNER_THROTTLE_HEALTH", "60/min"),
     },
     # Client address for the per-address limits: REMOTE_ADDR by default (X-Forwarded-For is not
     # trusted); behind N reverse proxies set TUNER_NUM_PROXIES=N.

@@ -1,7 +1,11 @@
 """Inspecting a trained run: predictions on any 28x28 image, misclassified test images, filters.
 
-All three need the run's stored weights (experiments.inference); a run without them is a
-409, a run of another user a 404, malformed input a 400 listing every problem.
+Predictions and filters read the run's stored weights (experiments.inference); the misclassified
+test images are the list the worker stored when the run ended (experiments/services/inspection.py):
+the web never runs the network over the test set. A run without weights (or without a stored
+list) is a 409, a run of another user a 404, malformed input a 400 listing every problem. All
+three are throttled per user (settings DEFAULT_THROTTLE_RATES "predict", and "inspect" shared by
+misclassified and filters).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from experiments import inference
 from experiments.api import serializers as s
 from experiments.api.parsers import LimitedJSONParser
 from experiments.api.views import NOT_FOUND, UNAUTHENTICATED, ApiView
-from training.data import N_PIXELS
+from experiments.errors import InvalidState
+from training.data import CLASS_NAMES, N_PIXELS
 
 MISCLASSIFIED_DEFAULT_LIMIT = 24
 MISCLASSIFIED_MAX_LIMIT = 100
@@ -27,6 +32,10 @@ FILTERS_MAX_LIMIT = 256
 
 NO_WEIGHTS = OpenApiResponse(s.ErrorDetailSerializer,
                              description="The run has no stored weights (it has not succeeded).")
+NO_LIST = OpenApiResponse(s.ErrorDetailSerializer,
+                          description="No stored list: the run has no weights, its list is still being "
+                                      "computed, or it finished before lists were stored.")
+THROTTLED = OpenApiResponse(s.ErrorDetailSerializer, description="Too many requests; see Retry-After.")
 DATA_UNAVAILABLE = OpenApiResponse(s.ErrorDetailSerializer,
                                    description="The Fashion-MNIST files are not available on the server.")
 
@@ -177,6 +186,7 @@ INVALID_QUERY = OpenApiResponse(LimitErrorSerializer, description="Invalid query
 
 class ExperimentPredictView(ApiView):
     parser_classes = [LimitedJSONParser]
+    throttle_scope = "predict"
 
     @extend_schema(
         tags=["inspect"], request=PredictInputSerializer,
@@ -184,7 +194,7 @@ class ExperimentPredictView(ApiView):
                    400: OpenApiResponse(PredictErrorSerializer, description="Invalid input; every problem listed.",
                                         examples=[OpenApiExample("Wrong length", value={
                                             "pixels": ["Must hold exactly 784 values (28x28, row-major), got 10."]})]),
-                   401: UNAUTHENTICATED, 404: NOT_FOUND, 409: NO_WEIGHTS, 503: DATA_UNAVAILABLE},
+                   401: UNAUTHENTICATED, 404: NOT_FOUND, 409: NO_WEIGHTS, 429: THROTTLED, 503: DATA_UNAVAILABLE},
         examples=[OpenApiExample("A test image", value={"test_index": 42}, request_only=True),
                   OpenApiExample("A random test image", value={"random": True}, request_only=True)],
         summary="Class probabilities of the trained network for a 28x28 image or a test image",
@@ -221,7 +231,7 @@ class ExperimentPredictView(ApiView):
 
 
 # The failure answers of the GET endpoints that read a run's stored weights.
-LISTING_ERRORS = {400: INVALID_QUERY, 401: UNAUTHENTICATED, 404: NOT_FOUND, 409: NO_WEIGHTS,
+LISTING_ERRORS = {400: INVALID_QUERY, 401: UNAUTHENTICATED, 404: NOT_FOUND, 409: NO_WEIGHTS, 429: THROTTLED,
                   503: DATA_UNAVAILABLE}
 
 
@@ -232,10 +242,26 @@ def listing_query(request, serializer_class, *, default_limit: int, max_limit: i
     return min(query.validated_data.get("limit", default_limit), max_limit), query.validated_data
 
 
+def stored_misclassified(experiment) -> dict:
+    """The list the worker stored when the run ended; 409 saying why when there is none."""
+    stored = experiment.misclassified
+    if isinstance(stored, dict) and isinstance(stored.get("indices"), list):
+        return stored
+    if not experiment.weights_path:
+        inference.load_model(experiment)  # the 409 of a run without weights, worded as everywhere
+    if experiment.post_run_pending:
+        raise InvalidState(f"The misclassified test images of run #{experiment.pk} are still being computed "
+                           "(the worker does it once the run has ended); try again in a few seconds.")
+    raise InvalidState(f"Run #{experiment.pk} finished before Tuner stored misclassified test images, so it "
+                       f"has none. Rerun it (POST /api/experiments/{experiment.pk}/rerun/) to get them.")
+
+
 class ExperimentMisclassifiedView(ApiView):
+    throttle_scope = "inspect"
+
     @extend_schema(
         tags=["inspect"], parameters=[MisclassifiedQuerySerializer],
-        responses={200: MisclassifiedOutputSerializer, **LISTING_ERRORS},
+        responses={200: MisclassifiedOutputSerializer, **LISTING_ERRORS, 409: NO_LIST},
         summary=f"Test images the run gets wrong, most confident first (limit default "
                 f"{MISCLASSIFIED_DEFAULT_LIMIT}, at most {MISCLASSIFIED_MAX_LIMIT})",
     )
@@ -243,22 +269,22 @@ class ExperimentMisclassifiedView(ApiView):
         limit, query = listing_query(request, MisclassifiedQuerySerializer,
                                      default_limit=MISCLASSIFIED_DEFAULT_LIMIT, max_limit=MISCLASSIFIED_MAX_LIMIT)
         offset = query.get("offset", 0)
-        experiment = self.get_experiment(experiment_id)
-        found = inference.misclassified(experiment)
+        stored = stored_misclassified(self.get_experiment(experiment_id))
         images, _ = inference.test_set()
-        model = inference.load_model(experiment)
         window = slice(offset, offset + limit)
         items = [
-            {"index": int(index), "true": int(true), "predicted": int(predicted),
-             "confidence": round(float(confidence), 6), "pixels": [int(v) for v in images[index]]}
-            for index, true, predicted, confidence in zip(found.indices[window], found.true[window],
-                                                          found.predicted[window], found.confidence[window])
+            {"index": index, "true": true, "predicted": predicted, "confidence": confidence,
+             "pixels": [int(v) for v in images[index]]}
+            for index, true, predicted, confidence in zip(stored["indices"][window], stored["true"][window],
+                                                          stored["predicted"][window], stored["confidence"][window])
         ]
-        return Response({"items": items, "total": int(found.indices.size), "test_count": found.test_count,
-                         "class_names": list(model.class_names)})
+        return Response({"items": items, "total": len(stored["indices"]), "test_count": stored["test_count"],
+                         "class_names": stored.get("class_names") or list(CLASS_NAMES)})
 
 
 class ExperimentFiltersView(ApiView):
+    throttle_scope = "inspect"
+
     @extend_schema(
         tags=["inspect"], parameters=[LimitQuerySerializer], responses={200: FiltersOutputSerializer, **LISTING_ERRORS},
         summary=f"First-layer weights as 28x28 images (limit default {FILTERS_DEFAULT_LIMIT}, "

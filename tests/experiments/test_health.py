@@ -106,3 +106,87 @@ def test_counts_a_live_worker(celery_worker):
 
     assert body["status"] == "ok"
     assert body["workers"] >= 1
+
+
+# --------------------------------------------------------------------------- the shared worker count
+
+
+@pytest.fixture(autouse=True)
+def no_cached_worker_count(request):
+    """The worker count is shared through the Redis cache for a few seconds: no test sees another's."""
+    health.forget_worker_count()
+    request.addfinalizer(health.forget_worker_count)
+
+
+@pytest.fixture
+def counted_pings(monkeypatch):
+    """app.control.ping replaced by one that takes 0.3 s, finds 2 workers and counts its calls."""
+    from tuner_site.celery import app
+
+    calls = []
+
+    def ping(timeout):
+        calls.append(timeout)
+        time.sleep(0.3)
+        return [{"w1@host": {"ok": "pong"}}, {"w2@host": {"ok": "pong"}}]
+
+    monkeypatch.setattr(app.control, "ping", ping)
+    return calls
+
+
+@FAST_PING
+def test_repeated_calls_share_one_worker_ping_for_a_few_seconds(counted_pings, settings):
+    settings.TUNER_HEALTH_WORKERS_CACHE_SECONDS = 60
+    first = APIClient().get("/health").json()
+    started = time.monotonic()
+    again = [APIClient().get("/health").json() for _ in range(5)]
+    assert first["workers"] == 2 and all(body["workers"] == 2 for body in again)
+    assert len(counted_pings) == 1
+    assert time.monotonic() - started < 0.3 * 5 / 2  # none of the later calls waited for a ping
+
+
+@FAST_PING
+def test_the_worker_count_is_pinged_again_once_it_is_older_than_the_cache_period(counted_pings, settings):
+    settings.TUNER_HEALTH_WORKERS_CACHE_SECONDS = 0.5
+    APIClient().get("/health")
+    time.sleep(0.6)
+    assert APIClient().get("/health").json()["workers"] == 2
+    assert len(counted_pings) == 2
+
+
+@FAST_PING
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_calls_do_not_each_wait_on_a_broadcast_ping(counted_pings, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    settings.TUNER_HEALTH_WORKERS_CACHE_SECONDS = 60
+
+    def probe(_):
+        try:
+            return APIClient().get("/health").json()["workers"]
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(probe, range(8)))
+    assert answers == [2] * 8
+    assert len(counted_pings) == 1
+
+
+@FAST_PING
+def test_a_stale_worker_count_is_answered_at_once_while_one_caller_refreshes_it(counted_pings, settings):
+    import threading
+
+    settings.TUNER_HEALTH_WORKERS_CACHE_SECONDS = 0.2
+    assert health.cached_live_worker_count() == 2
+    time.sleep(0.3)  # stale now
+    refresher = threading.Thread(target=health.cached_live_worker_count)
+    refresher.start()
+    time.sleep(0.1)  # the refresher holds the refresh lock and waits on its ping
+    started = time.monotonic()
+    assert health.cached_live_worker_count() == 2  # the last count, at once
+    assert time.monotonic() - started < 0.15
+    refresher.join()
+    assert len(counted_pings) == 2

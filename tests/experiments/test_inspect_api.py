@@ -161,6 +161,83 @@ def test_misclassified_count_matches_the_test_accuracy(trained_run, api_client):
         assert len(item["pixels"]) == 784
 
 
+def test_the_misclassified_list_is_stored_when_the_run_ends(trained_run):
+    stored = trained_run.misclassified
+    assert set(stored) >= {"indices", "true", "predicted", "confidence", "test_count"}
+    assert stored["test_count"] == 10000
+    assert len(stored["indices"]) == len(stored["true"]) == len(stored["predicted"]) == len(stored["confidence"])
+    assert len(stored["indices"]) == round((1 - trained_run.test_accuracy) * 10000)
+    computed = inference.compute_misclassified(trained_run)
+    assert stored["indices"] == computed.indices.tolist()
+    assert stored["confidence"] == pytest.approx(computed.confidence.tolist(), abs=1e-6)
+
+
+def test_the_endpoint_only_reads_the_stored_list_and_never_runs_the_network(trained_run, api_client, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the web process ran the network")
+
+    monkeypatch.setattr(inference, "compute_misclassified", refuse)
+    monkeypatch.setattr(inference, "load_model", refuse)
+    monkeypatch.setattr(inference.LoadedModel, "logits_and_proba", refuse)
+    response = api_client.get(url(trained_run.pk, "misclassified") + "?limit=3&offset=2")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    stored = trained_run.misclassified
+    assert body["total"] == len(stored["indices"])
+    assert [item["index"] for item in body["items"]] == stored["indices"][2:5]
+    assert [item["predicted"] for item in body["items"]] == stored["predicted"][2:5]
+    assert body["class_names"] == list(CLASS_NAMES)
+
+
+def test_storing_the_list_is_idempotent(trained_run):
+    from experiments.services import inspection
+
+    Experiment.objects.filter(pk=trained_run.pk).update(misclassified={"indices": [1], "true": [0], "predicted": [2],
+                                                                       "confidence": [0.5], "test_count": 10000})
+    trained_run.refresh_from_db()
+    inspection.on_run_ended(trained_run)  # the reconciler may call a subscriber again
+    trained_run.refresh_from_db()
+    assert trained_run.misclassified["indices"] == [1]  # kept, not recomputed
+
+
+@pytest.mark.parametrize("status", [Status.FAILED, Status.CANCELLED, Status.DIVERGED])
+def test_runs_without_weights_get_no_list(user, status):
+    from experiments.services import inspection
+
+    run = Experiment.objects.create(owner=user, config={}, status=status)
+    inspection.on_run_ended(run)
+    run.refresh_from_db()
+    assert run.misclassified is None
+
+
+def test_a_run_that_finished_before_the_list_was_stored_is_409_saying_so(trained_run, api_client):
+    Experiment.objects.filter(pk=trained_run.pk).update(misclassified=None, post_run_pending=False)
+    response = api_client.get(url(trained_run.pk, "misclassified"))
+    assert response.status_code == 409
+    assert "before" in response.json()["detail"] and "rerun" in response.json()["detail"].lower()
+
+
+def test_a_list_still_being_computed_is_409_saying_to_try_again(trained_run, api_client):
+    Experiment.objects.filter(pk=trained_run.pk).update(misclassified=None, post_run_pending=True)
+    response = api_client.get(url(trained_run.pk, "misclassified"))
+    assert response.status_code == 409
+    assert "try again" in response.json()["detail"]
+
+
+def test_the_list_survives_its_weights_file(trained_run, api_client):
+    Experiment.objects.filter(pk=trained_run.pk).update(weights_path=trained_run.weights_path + ".gone")
+    response = api_client.get(url(trained_run.pk, "misclassified"))
+    assert response.status_code == 200
+    assert response.json()["total"] == len(trained_run.misclassified["indices"])
+
+
+@pytest.mark.parametrize("query", ["offset=99999999999999999999999", "limit=99999999999999999999", "limit=1e3",
+                                   "offset=" + "9" * 5000, "limit=%00", "offset=-0", "limit=1&limit=2"])
+def test_odd_paging_queries_are_answered_without_a_server_error(trained_run, api_client, query):
+    response = api_client.get(url(trained_run.pk, "misclassified") + "?" + query)
+    assert response.status_code in (200, 400), response.content[:300]
+
+
 def test_misclassified_limit_is_capped_and_validated(trained_run, api_client):
     body = api_client.get(url(trained_run.pk, "misclassified") + "?limit=500").json()
     assert len(body["items"]) == min(100, body["total"])

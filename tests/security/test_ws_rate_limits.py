@@ -9,22 +9,12 @@ import re
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.routing import URLRouter
-from channels.testing import WebsocketCommunicator
 
 from experiments import consumers
-from experiments.routing import websocket_urlpatterns
+from tests.experiments.test_consumers import open_socket
 from tests.security.conftest import make_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def _open(path: str, user) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
-    communicator.scope["user"] = user
-    connected, _ = await communicator.connect(timeout=5)
-    assert connected
-    return communicator
 
 
 async def _drain(communicator, quiet: float = 0.5) -> list[dict]:
@@ -39,7 +29,7 @@ def test_resyncs_beyond_the_budget_get_an_error_saying_how_long_to_wait_and_no_s
     run = make_run(user)
 
     async def body():
-        socket = await _open(f"/ws/experiments/{run.pk}/", user)
+        socket = await open_socket(f"/ws/experiments/{run.pk}/", user)
         assert (await socket.receive_json_from(timeout=5))["type"] == "snapshot"  # on connect: free
         replies = []
         for _ in range(consumers.RESYNC_BURST + 2):
@@ -65,7 +55,7 @@ def test_the_resync_budget_refills_over_time(user, monkeypatch):
     run = make_run(user)
 
     async def body():
-        socket = await _open(f"/ws/experiments/{run.pk}/", user)
+        socket = await open_socket(f"/ws/experiments/{run.pk}/", user)
         await socket.receive_json_from(timeout=5)
         kinds = []
         for _ in range(consumers.RESYNC_BURST + 1):
@@ -84,8 +74,8 @@ def test_each_connection_has_its_own_resync_budget(user):
     run = make_run(user)
 
     async def body():
-        first = await _open(f"/ws/experiments/{run.pk}/", user)
-        second = await _open(f"/ws/experiments/{run.pk}/", user)
+        first = await open_socket(f"/ws/experiments/{run.pk}/", user)
+        second = await open_socket(f"/ws/experiments/{run.pk}/", user)
         for socket in (first, second):
             await socket.receive_json_from(timeout=5)
         for _ in range(consumers.RESYNC_BURST):
@@ -106,7 +96,7 @@ def test_a_message_flood_is_dropped_with_one_error_per_second_and_the_socket_sta
     flood = consumers.MESSAGE_BURST * 5
 
     async def body():
-        socket = await _open(path, user)
+        socket = await open_socket(path, user)
         if route == "run":
             await socket.receive_json_from(timeout=5)
         for _ in range(flood):
