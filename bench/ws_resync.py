@@ -136,7 +136,9 @@ async def resync_loop(port: int, path: str, session: str, stop: asyncio.Event, c
             if flood:
                 await asyncio.sleep(1 / FLOOD_PER_SECOND)
             else:
-                await asyncio.wait({asyncio.ensure_future(answered.wait())}, timeout=HOSTILE_WAIT_SECONDS)
+                waiter = asyncio.ensure_future(answered.wait())
+                await asyncio.wait({waiter}, timeout=HOSTILE_WAIT_SECONDS)
+                waiter.cancel()
     finally:
         reader.cancel()
         await sock.close()

@@ -253,7 +253,8 @@ def stored_misclassified(experiment) -> dict:
         raise InvalidState(f"The misclassified test images of run #{experiment.pk} are still being computed "
                            "(the worker does it once the run has ended); try again in a few seconds.")
     raise InvalidState(f"Run #{experiment.pk} finished before Tuner stored misclassified test images, so it "
-                       f"has none. Rerun it (POST /api/experiments/{experiment.pk}/rerun/) to get them.")
+                       f"has none yet: an operator can compute it (`manage.py store_misclassified`), or rerun "
+                       f"it (POST /api/experiments/{experiment.pk}/rerun/).")
 
 
 class ExperimentMisclassifiedView(ApiView):

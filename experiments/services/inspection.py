@@ -39,6 +39,19 @@ def on_run_ended(experiment: Experiment) -> None:
         logger.warning("run #%s: no misclassified list stored: %s", experiment.pk, exc)
 
 
+def misclassified_backfill() -> tuple[list[int], list[int]]:
+    """Store the list of every succeeded run that has weights but no list (runs that ended before
+    lists were stored): (runs now with a list, runs left without one). One run at a time."""
+    stored, skipped = [], []
+    runs = (Experiment.objects.filter(status=Experiment.Status.SUCCEEDED, misclassified__isnull=True)
+            .exclude(weights_path="").order_by("pk"))
+    for experiment in runs.iterator():
+        on_run_ended(experiment)
+        has_list = Experiment.objects.filter(pk=experiment.pk, misclassified__isnull=False).exists()
+        (stored if has_list else skipped).append(experiment.pk)
+    return stored, skipped
+
+
 def misclassified_store(*, experiment: Experiment) -> dict[str, Any]:
     """Run the stored network over the test set and store what it gets wrong on the run."""
     found = inference.compute_misclassified(experiment)

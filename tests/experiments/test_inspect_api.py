@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -222,6 +224,18 @@ def test_a_list_still_being_computed_is_409_saying_to_try_again(trained_run, api
     response = api_client.get(url(trained_run.pk, "misclassified"))
     assert response.status_code == 409
     assert "try again" in response.json()["detail"]
+
+
+def test_runs_that_ended_before_lists_were_stored_get_one_from_the_backfill_command(trained_run, user, api_client):
+    from django.core.management import call_command
+
+    Experiment.objects.filter(pk=trained_run.pk).update(misclassified=None, post_run_pending=False)
+    gone = Experiment.objects.create(owner=user, config=trained_run.config, status=Status.SUCCEEDED,
+                                     weights_path=trained_run.weights_path + ".gone")
+    out = io.StringIO()
+    call_command("store_misclassified", stdout=out)
+    assert f"stored the list of 1 run(s); no list for 1 (weights missing or unusable): [{gone.pk}]" in out.getvalue()
+    assert api_client.get(url(trained_run.pk, "misclassified")).status_code == 200
 
 
 def test_the_list_survives_its_weights_file(trained_run, api_client):
