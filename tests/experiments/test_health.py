@@ -138,11 +138,9 @@ def counted_pings(monkeypatch):
 def test_repeated_calls_share_one_worker_ping_for_a_few_seconds(counted_pings, settings):
     settings.TUNER_HEALTH_WORKERS_CACHE_SECONDS = 60
     first = APIClient().get("/health").json()
-    started = time.monotonic()
     again = [APIClient().get("/health").json() for _ in range(5)]
     assert first["workers"] == 2 and all(body["workers"] == 2 for body in again)
-    assert len(counted_pings) == 1
-    assert time.monotonic() - started < 0.3 * 5 / 2  # none of the later calls waited for a ping
+    assert len(counted_pings) == 1  # none of the later calls pinged (or waited for a ping)
 
 
 @FAST_PING
