@@ -174,17 +174,29 @@ def test_concurrent_calls_do_not_each_wait_on_a_broadcast_ping(counted_pings, se
 
 
 @FAST_PING
-def test_a_stale_worker_count_is_answered_at_once_while_one_caller_refreshes_it(counted_pings, settings):
+def test_a_stale_worker_count_is_answered_at_once_while_one_caller_refreshes_it(counted_pings, settings,
+                                                                               monkeypatch):
     import threading
+
+    from tuner_site.celery import app
 
     settings.TUNER_HEALTH_WORKERS_CACHE_SECONDS = 0.2
     assert health.cached_live_worker_count() == 2
     time.sleep(0.3)  # stale now
+    pinging, release = threading.Event(), threading.Event()
+
+    def slow_ping(timeout):
+        counted_pings.append(timeout)
+        pinging.set()
+        release.wait(10)
+        return [{"w1@host": {"ok": "pong"}}]
+
+    monkeypatch.setattr(app.control, "ping", slow_ping)
     refresher = threading.Thread(target=health.cached_live_worker_count)
     refresher.start()
-    time.sleep(0.1)  # the refresher holds the refresh lock and waits on its ping
-    started = time.monotonic()
-    assert health.cached_live_worker_count() == 2  # the last count, at once
-    assert time.monotonic() - started < 0.15
+    assert pinging.wait(5)  # the refresher holds the refresh lock, blocked in its ping
+    assert health.cached_live_worker_count() == 2  # the last count, without waiting for that ping
+    release.set()
     refresher.join()
     assert len(counted_pings) == 2
+    assert health.cached_live_worker_count() == 1  # the refreshed count
