@@ -4,7 +4,6 @@ on the consumers' shared database thread) and messages overall. Beyond a limit t
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
@@ -51,23 +50,29 @@ def test_resyncs_beyond_the_budget_get_an_error_saying_how_long_to_wait_and_no_s
 
 
 def test_the_resync_budget_refills_over_time(user, monkeypatch):
-    monkeypatch.setattr(consumers, "RESYNC_WINDOW_SECONDS", 0.6)  # 3 per 0.6 s: one back every 0.2 s
+    now = [1000.0]
+    monkeypatch.setattr(consumers.TokenBucket, "clock", staticmethod(lambda: now[0]))
     run = make_run(user)
+    per_resync = consumers.RESYNC_WINDOW_SECONDS / consumers.RESYNC_BURST
+
+    async def resync(socket) -> dict:
+        await socket.send_json_to({"type": "resync"})
+        return await socket.receive_json_from(timeout=5)
 
     async def body():
         socket = await open_socket(f"/ws/experiments/{run.pk}/", user)
         await socket.receive_json_from(timeout=5)
-        kinds = []
-        for _ in range(consumers.RESYNC_BURST + 1):
-            await socket.send_json_to({"type": "resync"})
-            kinds.append((await socket.receive_json_from(timeout=5))["type"])
-        await asyncio.sleep(0.3)
-        await socket.send_json_to({"type": "resync"})
-        kinds.append((await socket.receive_json_from(timeout=5))["type"])
+        kinds = [(await resync(socket))["type"] for _ in range(consumers.RESYNC_BURST)]
+        now[0] += per_resync * 0.9
+        refused = await resync(socket)
+        now[0] += per_resync * 0.1
+        kinds += [refused["type"], (await resync(socket))["type"], (await resync(socket))["type"]]
         await socket.disconnect()
-        return kinds
+        return kinds, refused["message"]
 
-    assert async_to_sync(body)() == ["snapshot"] * consumers.RESYNC_BURST + ["error", "snapshot"]
+    kinds, message = async_to_sync(body)()
+    assert kinds == ["snapshot"] * consumers.RESYNC_BURST + ["error", "snapshot", "error"]
+    assert message == "too many resyncs; wait 1 s"  # 0.1 of the 3.3 s a resync takes to come back
 
 
 def test_each_connection_has_its_own_resync_budget(user):
@@ -91,29 +96,30 @@ def test_each_connection_has_its_own_resync_budget(user):
 
 
 @pytest.mark.parametrize("route", ["run", "user"])
-def test_a_message_flood_is_dropped_with_one_error_per_second_and_the_socket_stays_up(user, route):
+def test_a_message_flood_is_dropped_with_one_error_per_second_and_the_socket_stays_up(user, route, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(consumers.TokenBucket, "clock", staticmethod(lambda: now[0]))
     path = f"/ws/experiments/{make_run(user).pk}/" if route == "run" else "/ws/experiments/"
-    flood = consumers.MESSAGE_BURST * 5
+
+    async def flood(socket, count: int) -> list[dict]:
+        for _ in range(count):
+            await socket.send_json_to({"type": "ping"})
+        return await _drain(socket)
 
     async def body():
         socket = await open_socket(path, user)
         if route == "run":
             await socket.receive_json_from(timeout=5)
-        for _ in range(flood):
-            await socket.send_json_to({"type": "ping"})
-        replies = await _drain(socket)
-        await asyncio.sleep(1.1)  # the budget refills
-        await socket.send_json_to({"type": "ping"})
-        after = await socket.receive_json_from(timeout=5)
+        first = await flood(socket, consumers.MESSAGE_BURST * 5)
+        now[0] += 0.5  # half a second: 5 messages' worth, but no second error yet
+        second = await flood(socket, 10)
+        now[0] += 0.6
+        third = await flood(socket, 10)
         await socket.disconnect()
-        return replies, after
+        return first, second, third
 
-    replies, after = async_to_sync(body)()
-    pongs = [r for r in replies if r["type"] == "pong"]
-    errors = [r for r in replies if r["type"] == "error"]
-    assert len(pongs) + len(errors) == len(replies)
-    # The burst, plus what refilled while the flood was being read (well under a second).
-    assert consumers.MESSAGE_BURST <= len(pongs) < consumers.MESSAGE_BURST + consumers.MESSAGE_RATE
-    assert 1 <= len(errors) <= 2
-    assert re.fullmatch(r"too many messages; wait \d+ s", errors[0]["message"]), errors[0]
-    assert after == {"type": "pong"}
+    first, second, third = async_to_sync(body)()
+    assert first == [{"type": "pong"}] * consumers.MESSAGE_BURST + [
+        {"type": "error", "message": "too many messages; wait 1 s"}]
+    assert second == [{"type": "pong"}] * 5
+    assert third == [{"type": "pong"}] * 6 + [{"type": "error", "message": "too many messages; wait 1 s"}]
