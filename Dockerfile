@@ -19,7 +19,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STATIC_ROOT=/app/staticfiles \
     FASHION_MNIST_DIR=/data \
     TUNER_ARTIFACT_DIR=/artifacts \
-    TUNER_CACHE_DIR=/artifacts/cache \
+    TUNER_CACHE_DIR=/cache \
     OPENBLAS_NUM_THREADS=1 \
     OMP_NUM_THREADS=1 \
     MKL_NUM_THREADS=1
@@ -43,12 +43,13 @@ RUN SECRET_KEY="build-only-$(python -c 'import secrets; print(secrets.token_urls
 
 RUN groupadd --system --gid 10001 tuner \
     && useradd --system --uid 10001 --gid tuner --home-dir /app --shell /usr/sbin/nologin tuner \
-    && mkdir -p /app/var /artifacts/cache /data \
-    && chown -R tuner:tuner /app/var /artifacts
+    && mkdir -p /app/var /artifacts /cache /data \
+    && chown -R tuner:tuner /app/var /artifacts /cache
 USER tuner
 
-# Fashion-MNIST (the four .gz files, read-only) and checkpoints/weights (shared by web + workers).
-VOLUME ["/data", "/artifacts"]
+# Fashion-MNIST (the four .gz files, read-only), checkpoints/weights (shared by web + workers) and,
+# on a volume of its own, the parsed dataset cache (rebuilt from /data when empty).
+VOLUME ["/data", "/artifacts", "/cache"]
 EXPOSE 8000
 
 # /health answers 200 when the database and Redis answer (503 otherwise). It is sent with the

@@ -26,6 +26,14 @@ class QuotaExceeded(ServiceError):
     status_code = 429
 
 
+class StorageLimitExceeded(QuotaExceeded):
+    """The owner's stored run files reached TUNER_MAX_STORAGE_BYTES_PER_USER (or one run's weights
+    alone would exceed it). 409, not 429: waiting does not help, only deleting runs does (the
+    conflict is with the state of their stored runs); not 413, which is about the request body."""
+
+    status_code = 409
+
+
 class InvalidState(ServiceError):
     status_code = 409
 

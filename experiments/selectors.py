@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, Count, F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from experiments.models import EpochMetric, Experiment, Recommendation, Sweep
 from experiments.recommender import RunSummary
@@ -47,6 +48,22 @@ def experiment_recommendations(*, experiment: Experiment) -> QuerySet[Recommenda
 
 def active_run_count(*, user) -> int:
     return Experiment.objects.filter(owner=user, status__in=Experiment.ACTIVE_STATUSES).count()
+
+
+def stored_bytes(prefix: str = ""):
+    """The bytes a run keeps on disk (final weights + checkpoint), as an expression on `prefix` + fields."""
+    return F(f"{prefix}weights_bytes") + F(f"{prefix}checkpoint_bytes")
+
+
+def storage_used_bytes(*, user) -> int:
+    """What `user`'s runs store on disk, from the sizes recorded on their rows."""
+    return Experiment.objects.filter(owner=user).aggregate(used=Coalesce(Sum(stored_bytes()), 0))["used"]
+
+
+def users_with_storage(users: QuerySet) -> QuerySet:
+    """`users` annotated with `storage_bytes` (their runs' stored bytes) and `run_count`."""
+    return users.annotate(storage_bytes=Coalesce(Sum(stored_bytes("experiments__")), 0),
+                          run_count=Count("experiments"))
 
 
 HISTORY_LIMIT = 200

@@ -250,6 +250,8 @@ CHANNEL_LAYERS = {
 
 # --- Tuner -----------------------------------------------------------------------------
 TUNER_MAX_ACTIVE_RUNS_PER_USER = env_int("TUNER_MAX_ACTIVE_RUNS_PER_USER", 20)
+# Bytes of weights + checkpoints a user's runs may store before new runs are refused (0 = unlimited).
+TUNER_MAX_STORAGE_BYTES_PER_USER = env_int("TUNER_MAX_STORAGE_BYTES_PER_USER", 2 * 1024**3)
 TUNER_MAX_ATTEMPTS = env_int("TUNER_MAX_ATTEMPTS", 3)
 TUNER_ARTIFACT_DIR = Path(env("TUNER_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
 # How often a running worker looks for a cancel request (seconds); checked between batches.

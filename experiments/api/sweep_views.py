@@ -21,7 +21,14 @@ from rest_framework.response import Response
 from experiments import selectors, services
 from experiments.api import serializers as s
 from experiments.api.parsers import LimitedJSONParser
-from experiments.api.views import NOT_FOUND, QUOTA, UNAUTHENTICATED, ApiView, ExperimentPagination
+from experiments.api.views import (
+    NOT_FOUND,
+    QUOTA,
+    STORAGE_FULL,
+    UNAUTHENTICATED,
+    ApiView,
+    ExperimentPagination,
+)
 from experiments.errors import SweepInvalid
 from experiments.models import Experiment, Sweep
 from experiments.search.space import DEFAULT_PARALLELISM
@@ -236,7 +243,7 @@ class SweepListCreateView(SweepApiView):
 
     @extend_schema(tags=["sweeps"], request=SweepCreateInputSerializer,
                    responses={201: SweepDetailOutputSerializer, 400: SWEEP_INVALID, 401: UNAUTHENTICATED,
-                              429: QUOTA},
+                              409: STORAGE_FULL, 429: QUOTA},
                    summary="Start a sweep: trials searched by grid, random, TPE or QMC, optionally pruned")
     def post(self, request):
         serializer = SweepCreateInputSerializer(data=request.data)
@@ -280,7 +287,7 @@ class SweepTrialRetryView(SweepApiView):
     @extend_schema(tags=["sweeps"], request=None,
                    responses={200: s.ExperimentDetailOutputSerializer, 401: UNAUTHENTICATED,
                               404: SWEEP_NOT_FOUND, 409: SWEEP_CONFLICT},
-                   summary="Queue a failed or cancelled trial again (it resumes from its checkpoint)")
+                   summary="Queue a failed or cancelled trial again (it trains again from its first epoch)")
     def post(self, request, sweep_id: int, experiment_id: int):
         sweep = self.get_sweep(sweep_id)
         experiment = selectors.experiment_get(user=request.user, experiment_id=experiment_id)

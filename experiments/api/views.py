@@ -1,8 +1,9 @@
 """REST API views: validate input with a serializer, call one service or selector, serialize output.
 
 Domain refusals (ServiceError) become HTTP answers in `ApiView.handle_exception`:
-ConfigInvalid -> 400 {"config": {field: [messages]}}, QuotaExceeded -> 429, InvalidState -> 409,
-each other one -> its `status_code` with {"detail": message}. Runs of other users are 404.
+ConfigInvalid -> 400 {"config": {field: [messages]}}, QuotaExceeded -> 429, InvalidState and
+StorageLimitExceeded -> 409, each other one -> its `status_code` with {"detail": message}. Runs
+of other users are 404.
 """
 
 from __future__ import annotations
@@ -143,6 +144,9 @@ class ExperimentPagination(LimitOffsetPagination):
 NOT_FOUND = OpenApiResponse(s.ErrorDetailSerializer, description="No such run among yours.")
 UNAUTHENTICATED = OpenApiResponse(s.ErrorDetailSerializer, description="Not logged in / no valid token.")
 QUOTA = OpenApiResponse(s.ErrorDetailSerializer, description="Too many of your runs are queued or running.")
+STORAGE_FULL = OpenApiResponse(
+    s.ErrorDetailSerializer, description="Your runs' files reached your storage limit (or this run's weights "
+                                         "alone would exceed it): delete runs you no longer need.")
 CONFLICT = OpenApiResponse(s.ErrorDetailSerializer, description="The run's state does not allow this.")
 CONFIG_INVALID = OpenApiResponse(
     s.ExperimentCreateErrorSerializer, description="Invalid input; every invalid field is listed.",
@@ -152,7 +156,7 @@ CONFIG_INVALID = OpenApiResponse(
 )
 # The answers of every endpoint that queues a run (create, rerun, Apply & Run).
 RUN_CREATED = {201: s.ExperimentDetailOutputSerializer, 400: CONFIG_INVALID, 401: UNAUTHENTICATED,
-               404: NOT_FOUND, 429: QUOTA}
+               404: NOT_FOUND, 409: STORAGE_FULL, 429: QUOTA}
 
 # --------------------------------------------------------------------------- auth & schema
 

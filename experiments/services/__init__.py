@@ -8,6 +8,7 @@ validate input and call one function here.
 - recommendations.py advice stored when a run ends, Apply & Run
 - sweeps.py          sweeps: create, fill (the coordinator), extend, retry, cancel, pruning
 - reconcile.py       re-send what the broker lost, re-deliver runs whose worker vanished
+- artifacts.py       a run's files: checkpoint deleted when it ends, sizes, the storage limit, pruning
 
 Callers may import the functions from this package; the errors live in experiments/errors.py.
 """
@@ -18,9 +19,11 @@ from experiments.errors import (
     LeaseLost,
     QuotaExceeded,
     ServiceError,
+    StorageLimitExceeded,
     SweepInvalid,
     SweepTrialNotFound,
 )
+from experiments.services.artifacts import artifacts_prune
 from experiments.services.execution import (
     RunMonitor,
     artifact_path,
@@ -53,6 +56,7 @@ from experiments.services.sweeps import (
 )
 
 __all__ = [
+    "StorageLimitExceeded", "artifacts_prune",
     "ConfigInvalid", "InvalidState", "LeaseLost", "QuotaExceeded", "RunMonitor", "ServiceError", "SweepInvalid",
     "SweepTrialNotFound", "artifact_path", "config_validate", "experiment_cancel", "experiment_claim",
     "experiment_create", "experiment_delete", "experiment_fail", "experiment_finish", "experiment_record_epoch",

@@ -32,6 +32,7 @@ from django.utils import timezone
 from experiments import broker, events, live
 from experiments.errors import LeaseLost
 from experiments.models import EpochMetric, Experiment
+from experiments.services.artifacts import checkpoint_size_record
 from experiments.services.lifecycle import run_end
 from experiments.services.sweeps import sweep_trial_prune_check
 from training.config import ConfigError, TrainingConfig
@@ -273,6 +274,7 @@ class RunMonitor:
         except LeaseLost:
             self.lease_lost = True
             raise
+        with_db_retry(lambda: checkpoint_size_record(experiment_id=self.experiment_id))
         if self.sweep_id is not None and metrics.epoch < self.epochs and not self.pruned_message:
             # The trainer stops at its next should_stop() check, before the next batch.
             self.pruned_message = sweep_trial_prune_check(experiment_id=self.experiment_id, epoch=metrics.epoch)

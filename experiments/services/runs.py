@@ -13,6 +13,7 @@ from django.db import transaction
 from experiments import broker, live
 from experiments.errors import ConfigInvalid, InvalidState, QuotaExceeded, ServiceError
 from experiments.models import Experiment
+from experiments.services.artifacts import storage_check
 from experiments.services.lifecycle import run_end
 from training.config import ConfigError, TrainingConfig
 
@@ -45,7 +46,8 @@ def experiment_create(*, owner, config: dict[str, Any] | None, name: str = "",
     `links` are extra foreign keys set on the row (e.g. sweep=..., source_recommendation=...).
     `enqueue=False` leaves the run to a caller that executes it in-process (experiment_run).
     `enforce_quota=False` is for sweep trials: a sweep's parallelism is its quota, checked
-    when the sweep is created (sweep_create).
+    when the sweep is created (sweep_create). The storage limit applies to every run
+    (StorageLimitExceeded, see services/artifacts.py).
     """
     training_config = config_validate(config=config)
     if parent is not None and parent.owner_id != owner.pk:
@@ -59,6 +61,7 @@ def experiment_create(*, owner, config: dict[str, Any] | None, name: str = "",
                 raise QuotaExceeded(
                     f"You already have {active} runs queued or running (limit {limit}). "
                     "Wait for some to finish or cancel them.")
+        storage_check(owner=owner, config=training_config)  # sweep trials too: disk is not a slot
         experiment = Experiment.objects.create(
             owner=owner, name=name[:200], config=training_config.to_dict(), parent=parent,
             task_id=uuid.uuid4().hex, **links,

@@ -19,11 +19,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from experiments import live, selectors
-from experiments.errors import ConfigInvalid, InvalidState, QuotaExceeded, SweepInvalid, SweepTrialNotFound
+from experiments.errors import (
+    ConfigInvalid,
+    InvalidState,
+    QuotaExceeded,
+    StorageLimitExceeded,
+    SweepInvalid,
+    SweepTrialNotFound,
+)
 from experiments.models import Experiment, Sweep
 from experiments.search import pruning, study
 from experiments.search import space as search_space
 from experiments.search.records import SweepSpec, warm_start_matches
+from experiments.services.artifacts import storage_check
 from experiments.services.runs import (
     active_runs,
     enqueue_on_commit,
@@ -65,6 +73,7 @@ def sweep_create(*, owner, name: str = "", base_config: dict[str, Any] | None = 
     slots = min(plan.parallelism, plan.budget)
     with transaction.atomic():
         lock_owner(owner)
+        storage_check(owner=owner)  # StorageLimitExceeded: no sweep that could not start a trial
         active = active_runs(owner)
         if active + slots > limit:
             raise QuotaExceeded(
@@ -106,6 +115,7 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
     active = sum(r.status in Experiment.ACTIVE_STATUSES for r in records)
     budget = spec.effective_budget
     asker = None
+    storage_full = ""  # the storage limit's message once it refused a trial
     while active < sweep.parallelism and created < budget:
         if asker is None:  # one rebuild per call; each asked trial stays in it as RUNNING
             warm = selectors.sweep_warm_records(sweep=sweep) if sweep.warm_start else []
@@ -117,6 +127,9 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
             experiment_create(owner=sweep.owner, config=config, name=name, sweep=sweep, trial_number=number,
                               enforce_quota=False)
             active += 1
+        except StorageLimitExceeded as exc:  # no trial is created; the ones running may still end
+            storage_full = exc.message
+            break
         except ConfigInvalid as exc:  # a combination the space's checks could not rule out
             asker.fail(number)
             Experiment.objects.create(
@@ -127,6 +140,9 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
         created = sweep.trials_created = number
     if sweep.status == Sweep.Status.QUEUED and created:
         sweep.status = Sweep.Status.RUNNING
+    if storage_full and active == 0:  # nothing running whose end would try again: the sweep stops
+        sweep.status, sweep.finished_at = Sweep.Status.FINISHED, timezone.now()
+        sweep.message = f"stopped after {created} of {budget} trials: {storage_full}"
     if active == 0 and created >= budget:
         sweep.status = Sweep.Status.FINISHED
         sweep.finished_at = timezone.now()
@@ -207,7 +223,8 @@ def sweep_extend(*, sweep: Sweep, budget: Any) -> Sweep:
 
 
 def sweep_trial_retry(*, sweep: Sweep, experiment: Experiment) -> Experiment:
-    """Queue a failed or cancelled trial again; it resumes from its last checkpoint.
+    """Queue a failed or cancelled trial again; it trains from its first epoch again (its
+    checkpoint was deleted when it ended) and, training being deterministic, redoes the same epochs.
 
     The same row (and trial number) is reused, so the budget is unchanged. `attempts` goes
     back to 0 when the trial had failed (or used up its attempts), so its worker may claim it.

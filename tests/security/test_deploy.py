@@ -156,3 +156,14 @@ def test_dockerfile_runs_as_non_root_and_builds_static_files():
     assert "FASHION_MNIST_DIR=/data" in text and "TUNER_ARTIFACT_DIR=/artifacts" in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".env", ".git", ".venv", "var", "node_modules"} <= set(ignored)
+
+
+def test_the_dataset_cache_has_a_volume_of_its_own_apart_from_the_artifacts(compose):
+    for name in ("web", "worker", "beat"):
+        service = compose["services"][name]
+        cache = service["environment"]["TUNER_CACHE_DIR"]
+        assert not cache.startswith(service["environment"]["TUNER_ARTIFACT_DIR"])
+        assert f"dataset-cache:{cache}" in service["volumes"]
+    assert "dataset-cache" in compose["volumes"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "TUNER_CACHE_DIR=/cache" in dockerfile and '"/cache"' in dockerfile

@@ -1,14 +1,13 @@
-"""The staff view of every run: browse, filter, inspect, cancel and re-queue.
+"""Runs (with their epochs and advice inline), epoch metrics and recommendations.
 
-Runs are created through the API and trained by workers, so the admin edits
-nothing that would bypass the services: results, status and the configuration are
-read-only, and the only writes are the actions (which call services) and the name.
+Runs are created through the API and trained by workers, so the admin edits nothing that
+would bypass the services: results, status and the configuration are read-only, and the
+only writes are the actions (which call services) and the name.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -17,56 +16,25 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from experiments import services
+from experiments import selectors, services
+from experiments.admin.common import (
+    EMPTY,
+    ReadOnlyInline,
+    RecentExperimentFilter,
+    ViewOnlyAdmin,
+    class_names_for,
+    config_value,
+    duration_text,
+    format_value,
+    percent,
+    run_ids,
+)
 from experiments.errors import ServiceError
-from experiments.models import EpochMetric, Experiment, Recommendation, Sweep
+from experiments.models import EpochMetric, Experiment, Recommendation
+from experiments.services.artifacts import human_bytes
 from training.config import FIELDS, OPTIMIZERS
-from training.data import CLASS_NAMES
 from training.trainer import METRIC_FIELDS
 
-EMPTY = "-"
-
-
-def _config_value(experiment: Experiment, name: str) -> Any:
-    config = experiment.config if isinstance(experiment.config, dict) else {}
-    return config.get(name, FIELDS[name].default if name in FIELDS else None)
-
-
-def _format_value(value: Any) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple)):
-        return " × ".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else json.dumps(value)
-    return str(value)
-
-
-def _percent(value: float | None) -> str:
-    return EMPTY if value is None else f"{100 * value:.2f} %"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return EMPTY
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
-
-
-def _ids(experiments) -> str:
-    return ", ".join(f"#{e.pk}" for e in experiments)
-
-
-
-def _class_names(count: int) -> list[str]:
-    """Fashion-MNIST's class names, or plain indices if a stored result has another size."""
-    return list(CLASS_NAMES) if count == len(CLASS_NAMES) else [str(i) for i in range(count)]
 
 class OptimizerFilter(admin.SimpleListFilter):
     title = "optimizer"
@@ -80,24 +48,6 @@ class OptimizerFilter(admin.SimpleListFilter):
         if value:
             return queryset.filter(config__optimizer=value)
         return queryset
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class EpochMetricInline(ReadOnlyInline):
@@ -117,7 +67,7 @@ class RecommendationInline(ReadOnlyInline):
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "owner", "status", "hidden_layers", "optimizer", "learning_rate",
-                    "batch_size", "epochs", "best_val", "test_acc", "duration")
+                    "batch_size", "epochs", "best_val", "test_acc", "duration", "storage")
     list_display_links = ("id", "name")
     list_filter = ("status", "owner", OptimizerFilter)
     search_fields = ("name", "owner__username")
@@ -135,14 +85,14 @@ class ExperimentAdmin(admin.ModelAdmin):
         ("Timing", {"fields": ("created_at", "started_at", "finished_at", "heartbeat_at", "duration")}),
         ("Worker", {"classes": ("collapse",),
                     "fields": ("task_id", "worker_host", "attempts", "cancel_requested",
-                               "checkpoint_path", "weights_path")}),
+                               "checkpoint_path", "weights_path", "checkpoint_bytes", "weights_bytes")}),
     )
     readonly_fields = (
         "owner", "status", "parent_link", "message", "error_message", "config_table",
         "epochs_done", "best_val_accuracy", "best_epoch", "test_accuracy", "test_loss",
         "per_class_table", "confusion_table", "created_at", "started_at", "finished_at",
         "heartbeat_at", "duration", "task_id", "worker_host", "attempts", "cancel_requested",
-        "checkpoint_path", "weights_path",
+        "checkpoint_path", "weights_path", "checkpoint_bytes", "weights_bytes",
     )
 
     def _unlisted_fields(self) -> list[str]:
@@ -162,35 +112,43 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.display(description="hidden layers")
     def hidden_layers(self, obj: Experiment) -> str:
-        return _format_value(_config_value(obj, "hidden_layers"))
+        return format_value(config_value(obj, "hidden_layers"))
 
     @admin.display(description="optimizer", ordering="config__optimizer")
     def optimizer(self, obj: Experiment) -> str:
-        return _format_value(_config_value(obj, "optimizer"))
+        return format_value(config_value(obj, "optimizer"))
 
     @admin.display(description="learning rate", ordering="config__learning_rate")
     def learning_rate(self, obj: Experiment) -> str:
-        return _format_value(_config_value(obj, "learning_rate"))
+        return format_value(config_value(obj, "learning_rate"))
 
     @admin.display(description="batch", ordering="config__batch_size")
     def batch_size(self, obj: Experiment) -> str:
-        return _format_value(_config_value(obj, "batch_size"))
+        return format_value(config_value(obj, "batch_size"))
 
     @admin.display(description="epochs")
     def epochs(self, obj: Experiment) -> str:
-        return f"{obj.epochs_done}/{_format_value(_config_value(obj, 'epochs'))}"
+        return f"{obj.epochs_done}/{format_value(config_value(obj, 'epochs'))}"
 
     @admin.display(description="best val", ordering="best_val_accuracy")
     def best_val(self, obj: Experiment) -> str:
-        return _percent(obj.best_val_accuracy)
+        return percent(obj.best_val_accuracy)
 
     @admin.display(description="test", ordering="test_accuracy")
     def test_acc(self, obj: Experiment) -> str:
-        return _percent(obj.test_accuracy)
+        return percent(obj.test_accuracy)
 
     @admin.display(description="duration")
     def duration(self, obj: Experiment) -> str:
-        return _duration(obj.duration_seconds)
+        return duration_text(obj.duration_seconds)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_stored=selectors.stored_bytes())
+
+    @admin.display(description="storage", ordering="_stored")
+    def storage(self, obj: Experiment) -> str:
+        """Final weights + checkpoint on disk (the checkpoint only while the run may still train)."""
+        return human_bytes(obj.weights_bytes + obj.checkpoint_bytes)
 
     # -- change page
 
@@ -218,8 +176,8 @@ class ExperimentAdmin(admin.ModelAdmin):
                 default = list(default)
             changed = spec is None or value != default
             label = spec.label if spec else name
-            rows.append((name, label, format_html("<strong>{}</strong>", _format_value(value))
-                         if changed else _format_value(value), _format_value(default) if spec else ""))
+            rows.append((name, label, format_html("<strong>{}</strong>", format_value(value))
+                         if changed else format_value(value), format_value(default) if spec else ""))
         return format_html(
             '<table class="tuner-config"><thead><tr><th>field</th><th>value</th><th>default</th></tr>'
             "</thead><tbody>{}</tbody></table>",
@@ -231,7 +189,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     def per_class_table(self, obj: Experiment) -> SafeString | str:
         values = obj.per_class_accuracy or []
         rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", (
-            (name, _percent(value)) for name, value in zip(_class_names(len(values)), values, strict=True)))
+            (name, percent(value)) for name, value in zip(class_names_for(len(values)), values, strict=True)))
         return format_html("<table><tbody>{}</tbody></table>", rows) if values else EMPTY
 
     @admin.display(description="confusion matrix (rows: true class, columns: predicted)")
@@ -239,7 +197,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         matrix = obj.confusion_matrix
         if not matrix:
             return EMPTY
-        names = _class_names(len(matrix))
+        names = class_names_for(len(matrix))
         header = format_html_join("", '<th title="{}">{}</th>', ((n, i) for i, n in enumerate(names)))
         body = format_html_join("", "<tr><th>{}</th>{}</tr>", (
             (name, format_html_join("", "<td>{}</td>", ((cell,) for cell in row)))
@@ -299,11 +257,11 @@ class ExperimentAdmin(admin.ModelAdmin):
                 continue
             (cancelled if experiment.status == Experiment.Status.CANCELLED else requested).append(experiment)
         if cancelled:
-            self.message_user(request, f"Cancelled {len(cancelled)} run(s): {_ids(cancelled)}.",
+            self.message_user(request, f"Cancelled {len(cancelled)} run(s): {run_ids(cancelled)}.",
                               messages.SUCCESS)
         if requested:
             self.message_user(
-                request, f"Cancel requested for {len(requested)} running run(s): {_ids(requested)}; "
+                request, f"Cancel requested for {len(requested)} running run(s): {run_ids(requested)}; "
                          "each stops within one mini-batch.", messages.SUCCESS)
         if skipped:
             self.message_user(request, f"Skipped {len(skipped)} run(s): {'; '.join(skipped)}",
@@ -326,42 +284,6 @@ class ExperimentAdmin(admin.ModelAdmin):
                               messages.WARNING)
 
 
-class RecentExperimentFilter(admin.SimpleListFilter):
-    """Filter by run: offers the most recent runs; any id works through ?experiment=<id>."""
-
-    title = "experiment"
-    parameter_name = "experiment"
-    limit = 20
-
-    def lookups(self, request, model_admin):
-        runs = list(Experiment.objects.filter(
-            pk__in=model_admin.model.objects.values("experiment_id")
-        ).order_by("-id").only("id", "name", "status")[: self.limit])
-        value = self.value()
-        if value and value.isdigit() and all(str(run.pk) != value for run in runs):
-            runs += list(Experiment.objects.filter(pk=int(value)).only("id", "name", "status"))
-        return [(str(run.pk), str(run)) for run in runs]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(experiment_id=int(value))
-        return queryset
-
-
-class ViewOnlyAdmin(admin.ModelAdmin):
-    """Rows written by workers: staff can look, not touch (delete the run instead)."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(EpochMetric)
 class EpochMetricAdmin(ViewOnlyAdmin):
     list_display = ("experiment", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
@@ -380,120 +302,3 @@ class RecommendationAdmin(ViewOnlyAdmin):
     list_select_related = ("experiment",)
     search_fields = ("title", "kind", "experiment__name")
     ordering = ("-experiment_id", "priority_rank", "rank", "id")
-
-
-# --------------------------------------------------------------------------- sweeps
-
-
-class SweepTrialInline(ReadOnlyInline):
-    """A sweep's trials (runs), by trial number, each linking to its run's page."""
-
-    model = Experiment
-    fk_name = "sweep"
-    fields = ("trial_link", "status", "params", "best_val", "test_acc", "epochs_done", "message")
-    ordering = ("trial_number",)
-    verbose_name = "trial"
-    verbose_name_plural = "trials"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("sweep")
-
-    @admin.display(description="trial")
-    def trial_link(self, obj: Experiment) -> str:
-        url = reverse("admin:experiments_experiment_change", args=[obj.pk])
-        return format_html('<a href="{}">{} (run #{})</a>', url, obj.trial_number, obj.pk)
-
-    @admin.display(description="params")
-    def params(self, obj: Experiment) -> str:
-        space = obj.sweep.space if obj.sweep and isinstance(obj.sweep.space, dict) else {}
-        return ", ".join(f"{name}={_format_value(_config_value(obj, name))}" for name in space)
-
-    @admin.display(description="best val")
-    def best_val(self, obj: Experiment) -> str:
-        return _percent(obj.best_val_accuracy)
-
-    @admin.display(description="test")
-    def test_acc(self, obj: Experiment) -> str:
-        return _percent(obj.test_accuracy)
-
-
-@admin.register(Sweep)
-class SweepAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "owner", "status", "strategy", "pruner", "progress", "best", "created_at")
-    list_display_links = ("id", "name")
-    list_filter = ("status", "strategy", "pruner", "owner")
-    search_fields = ("name", "owner__username")
-    list_select_related = ("owner", "best_trial")
-    list_per_page = 50
-    date_hierarchy = "created_at"
-    inlines = (SweepTrialInline,)
-    actions = ("cancel_sweeps", "resume_sweeps")
-    fieldsets = (
-        (None, {"fields": ("name", "owner", "status", "message", "best_link")}),
-        ("Search", {"fields": ("strategy", "objective", "second_objective", "pruner", "budget", "parallelism",
-                               "seed", "warm_start", "warm_start_runs", "space_table", "base_config_json")}),
-        ("Timing", {"fields": ("created_at", "finished_at")}),
-    )
-    readonly_fields = ("owner", "status", "message", "best_link", "strategy", "objective", "second_objective",
-                       "pruner", "budget", "parallelism", "seed", "warm_start", "warm_start_runs", "space_table",
-                       "base_config_json", "created_at", "finished_at")
-
-    def get_queryset(self, request):
-        from django.db.models import Count
-
-        return super().get_queryset(request).annotate(_trials=Count("trials"))
-
-    @admin.display(description="trials", ordering="_trials")
-    def progress(self, obj: Sweep) -> str:
-        return f"{obj._trials}/{obj.budget}"
-
-    @admin.display(description="best val", ordering="best_trial__best_val_accuracy")
-    def best(self, obj: Sweep) -> str:
-        return _percent(obj.best_trial.best_val_accuracy) if obj.best_trial else EMPTY
-
-    @admin.display(description="best trial")
-    def best_link(self, obj: Sweep) -> str:
-        if obj.best_trial_id is None:
-            return EMPTY
-        url = reverse("admin:experiments_experiment_change", args=[obj.best_trial_id])
-        return format_html('<a href="{}">run #{}</a> ({})', url, obj.best_trial_id,
-                           _percent(obj.best_trial.best_val_accuracy))
-
-    @admin.display(description="space")
-    def space_table(self, obj: Sweep) -> SafeString | str:
-        space = obj.space if isinstance(obj.space, dict) else {}
-        return format_html(
-            "<table><thead><tr><th>field</th><th>search</th></tr></thead><tbody>{}</tbody></table>",
-            format_html_join("", "<tr><td><code>{}</code></td><td>{}</td></tr>",
-                             ((name, json.dumps(spec)) for name, spec in space.items())))
-
-    @admin.display(description="base config")
-    def base_config_json(self, obj: Sweep) -> SafeString:
-        return format_html("<pre>{}</pre>", json.dumps(obj.base_config, indent=2, sort_keys=True))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # sweeps are started from the API or `manage.py sweep`
-
-    def has_delete_permission(self, request: HttpRequest, obj: Sweep | None = None) -> bool:
-        if obj is not None and obj.is_active:
-            return False  # cancel it first; deleting keeps its runs (their sweep link is cleared)
-        return super().has_delete_permission(request, obj)
-
-    @admin.action(description="Cancel selected sweeps", permissions=["change"])
-    def cancel_sweeps(self, request: HttpRequest, queryset: QuerySet[Sweep]) -> None:
-        done, skipped = [], []
-        for sweep in queryset.order_by("pk"):
-            try:
-                done.append(services.sweep_cancel(sweep=sweep))
-            except ServiceError as exc:
-                skipped.append(f"#{sweep.pk} ({exc.message})")
-        if done:
-            self.message_user(request, f"Cancelled {len(done)} sweep(s): {_ids(done)}.", messages.SUCCESS)
-        if skipped:
-            self.message_user(request, f"Skipped {len(skipped)}: {'; '.join(skipped)}", messages.WARNING)
-
-    @admin.action(description="Resume selected sweeps (create their next trials)", permissions=["change"])
-    def resume_sweeps(self, request: HttpRequest, queryset: QuerySet[Sweep]) -> None:
-        for sweep in queryset.order_by("pk"):
-            services.sweep_fill(sweep_id=sweep.pk)
-        self.message_user(request, f"Checked {queryset.count()} sweep(s) for trials to create.", messages.SUCCESS)

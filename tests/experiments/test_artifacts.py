@@ -1,0 +1,279 @@
+"""Run files on disk: a checkpoint lives only while its run may still train, the final weights stay;
+every user's stored bytes are capped (TUNER_MAX_STORAGE_BYTES_PER_USER); `prune_artifacts` cleans up."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from experiments import services
+from experiments.models import Experiment, Sweep
+from experiments.services import artifacts
+from tests.conftest import wait_for, wait_for_status
+from training.config import TrainingConfig
+
+Status = Experiment.Status
+
+# Runs of a sweep in these tests: tiny real trainings.
+BASE = {"hidden_layers": [16], "epochs": 2, "train_size": 600, "batch_size": 64, "lr_schedule": "constant",
+        "dropout": 0.0, "learning_rate": 0.003}
+LR_RANGE = {"learning_rate": {"low": 1e-4, "high": 1e-1, "scale": "log"}}
+
+
+def checkpoint_file(experiment: Experiment | int) -> Path:
+    return Path(services.artifact_path("checkpoints", getattr(experiment, "pk", experiment)))
+
+
+def stop_at(monkeypatch, *, epoch: int, action) -> dict:
+    """Call `action(monitor)` at the second batch of `epoch`; the returned dict tells whether a
+    checkpoint was on disk at that moment (so the test knows one existed before the run ended)."""
+    seen: dict = {}
+    original = services.RunMonitor.on_batch
+
+    def on_batch(self, current_epoch, batch, batches):
+        if current_epoch == epoch and batch == 2 and not seen:
+            seen["checkpoint_existed"] = checkpoint_file(self.experiment_id).exists()
+            action(self)
+        return original(self, current_epoch, batch, batches)
+
+    monkeypatch.setattr(services.RunMonitor, "on_batch", on_batch)
+    return seen
+
+
+class SimulatedCrash(BaseException):
+    """A worker process dying: not an Exception, so nothing catches it."""
+
+
+def crash(monitor):
+    raise SimulatedCrash()
+
+
+def fail(monitor):
+    raise RuntimeError("the disk caught fire")
+
+
+def request_cancel(monitor):
+    Experiment.objects.filter(pk=monitor.experiment_id).update(cancel_requested=True)
+
+
+# --------------------------------------------------------------------------- a run's end
+
+
+def test_a_run_trained_by_the_worker_keeps_its_weights_and_loses_its_checkpoint(celery_worker, user, quick_config):
+    experiment = services.experiment_create(owner=user, config=quick_config)
+    wait_for_status(experiment, Status.SUCCEEDED)
+    wait_for(lambda: Experiment.objects.get(pk=experiment.pk).weights_bytes > 0, message="weights size recorded")
+    experiment.refresh_from_db()
+    weights = Path(experiment.weights_path)
+    assert weights.exists() and experiment.weights_bytes == weights.stat().st_size
+    assert experiment.checkpoint_path and not Path(experiment.checkpoint_path).exists()
+    assert experiment.checkpoint_bytes == 0
+
+
+@pytest.mark.parametrize("action, status", [(fail, Status.FAILED), (request_cancel, Status.CANCELLED)])
+def test_a_run_that_ends_early_loses_its_checkpoint_too(direct_delivery, user, quick_config, monkeypatch, settings,
+                                                        action, status):
+    settings.TUNER_CANCEL_POLL_SECONDS = 0  # the cancel is seen at the next batch, not after the run is done
+    experiment = services.experiment_create(owner=user, config=quick_config)
+    seen = stop_at(monkeypatch, epoch=2, action=action)
+    services.experiment_run(experiment_id=experiment.pk)
+    experiment.refresh_from_db()
+    assert experiment.status == status and seen["checkpoint_existed"]
+    assert not checkpoint_file(experiment).exists()
+    assert (experiment.checkpoint_bytes, experiment.weights_bytes, experiment.weights_path) == (0, 0, "")
+
+
+def test_a_diverged_run_loses_its_checkpoint(direct_delivery, user, quick_config):
+    experiment = services.experiment_create(owner=user, config={**quick_config, "optimizer": "sgd",
+                                                                "learning_rate": 10.0})
+    services.experiment_run(experiment_id=experiment.pk)
+    experiment.refresh_from_db()
+    assert experiment.status == Status.DIVERGED
+    assert not checkpoint_file(experiment).exists() and experiment.checkpoint_bytes == 0
+
+
+def test_a_run_given_up_after_its_attempts_loses_its_checkpoint(direct_delivery, user, quick_config, monkeypatch,
+                                                                settings):
+    experiment = services.experiment_create(owner=user, config=quick_config)
+    stop_at(monkeypatch, epoch=2, action=crash)
+    with pytest.raises(SimulatedCrash):
+        services.experiment_run(experiment_id=experiment.pk)
+    assert checkpoint_file(experiment).exists()
+    settings.TUNER_MAX_ATTEMPTS = 1
+    services.experiment_run(experiment_id=experiment.pk)  # the next delivery gives up
+    experiment.refresh_from_db()
+    assert experiment.status == Status.FAILED and "gave up" in experiment.error_message
+    assert not checkpoint_file(experiment).exists() and experiment.checkpoint_bytes == 0
+
+
+def test_on_run_ended_is_idempotent_and_leaves_active_runs_alone(direct_delivery, user, quick_config, tmp_path):
+    experiment = services.experiment_create(owner=user, config=quick_config)
+    services.experiment_run(experiment_id=experiment.pk)
+    experiment.refresh_from_db()
+    before = (experiment.checkpoint_bytes, experiment.weights_bytes)
+    artifacts.on_run_ended(experiment)  # the reconciler finishing what it thinks is pending
+    artifacts.on_run_ended(experiment)
+    experiment.refresh_from_db()
+    assert (experiment.checkpoint_bytes, experiment.weights_bytes) == before and before[1] > 0
+
+    queued = services.experiment_create(owner=user, config=quick_config)
+    stale = tmp_path / "checkpoint.npz"
+    stale.write_bytes(b"x" * 100)
+    Experiment.objects.filter(pk=queued.pk).update(checkpoint_path=str(stale), checkpoint_bytes=100)
+    queued.refresh_from_db()
+    artifacts.on_run_ended(queued)  # a late call for a run that was queued again (a retried trial)
+    queued.refresh_from_db()
+    assert stale.exists() and queued.checkpoint_bytes == 100
+
+
+# --------------------------------------------------------------------------- the storage limit
+
+
+def weights_of(config: dict) -> int:
+    return TrainingConfig.from_dict(config).parameter_count * 4
+
+
+def test_creating_a_run_at_the_storage_limit_is_refused_with_409_and_says_why(
+        db, api_client, user, other_user, settings, quick_config):
+    settings.TUNER_MAX_STORAGE_BYTES_PER_USER = 10 * 2**20
+    stored = services.experiment_create(owner=user, config=quick_config)
+    theirs = services.experiment_create(owner=other_user, config=quick_config)
+    Experiment.objects.filter(pk=theirs.pk).update(weights_bytes=50 * 2**20)  # other users' runs do not count
+    Experiment.objects.filter(pk=stored.pk).update(weights_bytes=6 * 2**20, checkpoint_bytes=4 * 2**20 - 1)
+    assert api_client.post("/api/experiments/", {"config": quick_config}, format="json").status_code == 201
+
+    Experiment.objects.filter(pk=stored.pk).update(checkpoint_bytes=4 * 2**20)
+    response = api_client.post("/api/experiments/", {"config": quick_config}, format="json")
+    assert response.status_code == 409, response.json()
+    detail = response.json()["detail"]
+    assert "10.0 MiB" in detail and "limit" in detail and "delete runs you no longer need" in detail.lower()
+    with pytest.raises(services.StorageLimitExceeded):
+        services.experiment_rerun(experiment=stored, owner=user)
+
+
+def test_a_run_whose_weights_alone_exceed_the_limit_is_refused(db, api_client, settings):
+    config = {"hidden_layers": [2048, 2048, 2048], "epochs": 1, "train_size": 100}
+    settings.TUNER_MAX_STORAGE_BYTES_PER_USER = weights_of(config) - 1
+    response = api_client.post("/api/experiments/", {"config": config}, format="json")
+    assert response.status_code == 409
+    assert "parameters" in response.json()["detail"] and "smaller network" in response.json()["detail"]
+    settings.TUNER_MAX_STORAGE_BYTES_PER_USER = weights_of(config)
+    assert api_client.post("/api/experiments/", {"config": config}, format="json").status_code == 201
+
+
+def test_a_limit_of_zero_means_unlimited(db, user, settings, quick_config):
+    settings.TUNER_MAX_STORAGE_BYTES_PER_USER = 0
+    stored = services.experiment_create(owner=user, config=quick_config)
+    Experiment.objects.filter(pk=stored.pk).update(weights_bytes=2**50)
+    services.experiment_create(owner=user, config={"hidden_layers": [2048, 2048, 2048]})
+
+
+def test_a_sweep_whose_next_trial_would_exceed_the_limit_stops_with_the_message(direct_delivery, user, settings):
+    # Room for the first trial's weights estimate, but its stored file (a few hundred bytes of
+    # npz headers more) reaches the limit: the second trial is refused and the sweep stops.
+    settings.TUNER_MAX_STORAGE_BYTES_PER_USER = weights_of(BASE)
+    sweep = services.sweep_create(owner=user, base_config=BASE, space=LR_RANGE, strategy="random", budget=3,
+                                  parallelism=1, seed=1)
+    (first,) = Experiment.objects.filter(sweep=sweep)
+    services.experiment_run(experiment_id=first.pk)
+    sweep.refresh_from_db()
+    assert list(Experiment.objects.filter(sweep=sweep).values_list("trial_number", "status")) == [
+        (1, Status.SUCCEEDED)]
+    assert sweep.status == Sweep.Status.FINISHED
+    assert sweep.message.startswith("stopped after 1 of 3 trials") and "delete runs" in sweep.message.lower()
+
+    with pytest.raises(services.StorageLimitExceeded):  # a new sweep is refused up front
+        services.sweep_create(owner=user, base_config=BASE, space=LR_RANGE, strategy="random", budget=2)
+
+
+# --------------------------------------------------------------------------- prune_artifacts
+
+
+def write(path: Path, size: int, *, age_seconds: float = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(size))
+    if age_seconds:
+        then = time.time() - age_seconds
+        os.utime(path, (then, then))
+    return path
+
+
+@pytest.fixture
+def artifact_dir(tmp_path, settings):
+    settings.TUNER_ARTIFACT_DIR = tmp_path / "artifacts"
+    return settings.TUNER_ARTIFACT_DIR
+
+
+def test_prune_artifacts_deletes_orphans_ended_runs_checkpoints_and_old_temporaries(db, user, artifact_dir,
+                                                                                   quick_config):
+    finished = services.experiment_create(owner=user, config=quick_config)
+    running = services.experiment_create(owner=user, config=quick_config)
+    gone = services.experiment_create(owner=user, config=quick_config)
+    files = {
+        "finished weights": write(artifact_dir / "weights" / f"experiment-{finished.pk}.npz", 3000),
+        "finished checkpoint": write(artifact_dir / "checkpoints" / f"experiment-{finished.pk}.npz", 5000),
+        "running checkpoint": write(artifact_dir / "checkpoints" / f"experiment-{running.pk}.npz", 7000),
+        "orphan weights": write(artifact_dir / "weights" / f"experiment-{gone.pk}.npz", 11000),
+        "orphan checkpoint": write(artifact_dir / "checkpoints" / f"experiment-{gone.pk}.npz", 13000),
+        "old temporary": write(artifact_dir / "weights" / f"experiment-{running.pk}.ab12.tmp.npz", 17000,
+                               age_seconds=7200),
+        "fresh temporary": write(artifact_dir / "checkpoints" / f"experiment-{running.pk}.npz.tmp.npz", 19000),
+        "dataset cache": write(artifact_dir / "cache" / "fashion-mnist-123-train-images.npy", 23000,
+                               age_seconds=7200),
+        "unknown file": write(artifact_dir / "weights" / "notes.txt", 29, age_seconds=7200),
+    }
+    Experiment.objects.filter(pk=finished.pk).update(
+        status=Status.SUCCEEDED, weights_path=str(files["finished weights"]), weights_bytes=1,
+        checkpoint_path=str(files["finished checkpoint"]), checkpoint_bytes=5000)
+    Experiment.objects.filter(pk=running.pk).update(
+        status=Status.RUNNING, checkpoint_path=str(files["running checkpoint"]), checkpoint_bytes=0)
+    Experiment.objects.filter(pk=gone.pk).delete()
+    doomed = ("finished checkpoint", "orphan weights", "orphan checkpoint", "old temporary")
+    freed = 5000 + 11000 + 13000 + 17000
+
+    out = io.StringIO()
+    call_command("prune_artifacts", "--dry-run", stdout=out)
+    assert all(path.exists() for path in files.values())
+    for name in doomed:
+        assert str(files[name]) in out.getvalue()
+    assert f"would free {freed:,} bytes" in out.getvalue()
+    assert Experiment.objects.get(pk=finished.pk).weights_bytes == 1  # nothing written either
+
+    out = io.StringIO()
+    call_command("prune_artifacts", stdout=out)
+    assert {name for name, path in files.items() if not path.exists()} == set(doomed)
+    assert f"freed {freed:,} bytes" in out.getvalue()
+    finished.refresh_from_db()
+    running.refresh_from_db()
+    assert (finished.weights_bytes, finished.checkpoint_bytes) == (3000, 0)
+    assert (running.weights_bytes, running.checkpoint_bytes) == (0, 7000)
+
+    out = io.StringIO()
+    call_command("prune_artifacts", stdout=out)  # a second pass finds nothing left to do
+    assert "freed 0 bytes" in out.getvalue() and "0 run(s) corrected" in out.getvalue()
+
+
+def test_prune_artifacts_keeps_the_checkpoint_of_a_run_handed_back_to_the_queue(db, user, artifact_dir,
+                                                                                quick_config):
+    queued = services.experiment_create(owner=user, config=quick_config)
+    checkpoint = write(artifact_dir / "checkpoints" / f"experiment-{queued.pk}.npz", 4000)
+    Experiment.objects.filter(pk=queued.pk).update(checkpoint_path=str(checkpoint), epochs_done=2)
+    call_command("prune_artifacts", stdout=io.StringIO())
+    assert checkpoint.exists()
+    assert Experiment.objects.get(pk=queued.pk).checkpoint_bytes == 4000
+
+
+def test_stored_weights_are_about_the_estimate(direct_delivery, user):
+    experiment = services.experiment_create(owner=user, config=BASE)
+    services.experiment_run(experiment_id=experiment.pk)
+    experiment.refresh_from_db()
+    with np.load(experiment.weights_path) as stored:
+        arrays = sum(stored[name].nbytes for name in stored.files if name != "class_names")
+    assert arrays == weights_of(BASE)
+    assert weights_of(BASE) < experiment.weights_bytes < weights_of(BASE) + 4096
