@@ -47,6 +47,9 @@ IDLE_EPOCH_SECONDS = 0.6
 for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = THREADS
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from scratch_db import create_database, drop_database  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -83,14 +86,9 @@ class Stack:
             self._create_pg_database(url)
 
     def _create_pg_database(self, url: str) -> None:
-        import psycopg
-
         name = RUN_ID.replace("-", "_")
-        with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        os.environ["DATABASE_URL"] = create_database(url, name)
         self.pg_admin_url, self.pg_database = url, name
-        base, _, _ = url.rpartition("/")
-        os.environ["DATABASE_URL"] = f"{base}/{name}"
 
     def setup_django(self) -> None:
         import django
@@ -132,14 +130,7 @@ class Stack:
         except Exception as exc:  # noqa: BLE001
             print(f"(could not clean Redis: {exc})")
         if self.pg_database:
-            from django.db import connections
-
-            connections.close_all()
-            import psycopg
-
-            with psycopg.connect(self.pg_admin_url.replace("postgres://", "postgresql://", 1),
-                                 autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
+            drop_database(self.pg_admin_url, self.pg_database)
         shutil.rmtree(self.var_dir, ignore_errors=True)
 
 

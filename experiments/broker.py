@@ -83,17 +83,34 @@ def broker_task_ids(*, queue: str | None = None) -> set[str]:
     return ids
 
 
-def enqueue_run(*, experiment_id: int, task_id: str | None) -> None:
-    """Send the training task for one run (under the run's own task id, so the broker's copy
-    can be recognised by the reconciler). Nothing is sent when TUNER_DISPATCH_RUNS is off:
-    then whoever created the run executes it (tests that play the broker)."""
+def enqueue_run(*, experiment_id: int, task_id: str | None, handed_back_lease: int | None = None,
+                countdown: float | None = None) -> bool:
+    """Send the training task for one run, under the run's own task id (so the reconciler can
+    tell whether the broker holds it). False when the broker could not be reached: the queued
+    row is the outbox, and the reconciler sends what the broker lacks. Nothing is sent when
+    TUNER_DISPATCH_RUNS is off: then whoever created the run executes it (tests that play the
+    broker)."""
     if not settings.TUNER_DISPATCH_RUNS:
-        return
+        return False
     from tuner_site.celery import app
 
-    app.send_task(RUN_TASK, args=[experiment_id], task_id=task_id or None, queue=settings.TUNER_QUEUE)
+    kwargs = {} if handed_back_lease is None else {"handed_back_lease": handed_back_lease}
+    try:
+        app.send_task(RUN_TASK, args=[experiment_id], kwargs=kwargs, task_id=task_id or None,
+                      queue=settings.TUNER_QUEUE, countdown=countdown,
+                      retry=True, retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.5})
+    except Exception:  # noqa: BLE001 - kombu/redis raise many types; the row stays queued either way
+        logger.warning("could not send run #%s to the broker; the reconciler will send it", experiment_id,
+                       exc_info=True)
+        return False
+    return True
 
 
-def reconcile_lock(client: redis.Redis, *, timeout: float = 120):
-    """The lock that keeps concurrent reconcilers (beat, worker start-ups) from double-sending."""
+def reconcile_lock(client: redis.Redis, *, timeout: float | None = None):
+    """The lock that keeps concurrent reconcilers (beat, workers) from double-sending. It expires
+    after one reconcile interval (at least 10 s): a reconciler killed while holding it costs the
+    others one round at most (a round takes well under a second unless it redoes follow-up work,
+    and what it does is idempotent anyway)."""
+    if timeout is None:
+        timeout = max(10.0, settings.TUNER_RECONCILE_INTERVAL_SECONDS)
     return client.lock(f"{settings.TUNER_QUEUE}:reconcile-lock", timeout=timeout, blocking=False)

@@ -8,10 +8,10 @@ from experiments.services.reconcile import runs_reconcile
 
 
 @shared_task(name=broker.RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
-def run_experiment(self, experiment_id: int) -> None:
+def run_experiment(self, experiment_id: int, handed_back_lease: int | None = None) -> None:
     # Idempotent: the service claims the run with a conditional UPDATE, so a duplicate
     # or re-delivered message either resumes a dead attempt or does nothing.
-    experiment_run(experiment_id=experiment_id, task_id=self.request.id or "")
+    experiment_run(experiment_id=experiment_id, task_id=self.request.id or "", handed_back_lease=handed_back_lease)
 
 
 @shared_task(name=broker.RECONCILE_TASK, ignore_result=True)

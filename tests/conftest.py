@@ -51,6 +51,12 @@ def quick_config():
 
 
 @pytest.fixture
+def direct_delivery(transactional_db, settings):
+    """The test plays the broker itself: it calls the task body instead of enqueueing."""
+    settings.TUNER_DISPATCH_RUNS = False
+
+
+@pytest.fixture
 def celery_worker(transactional_db, django_db_blocker):
     """A real Celery worker (solo pool, its own thread) consuming the test queue, for one test.
 

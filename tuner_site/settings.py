@@ -265,6 +265,12 @@ TUNER_DISPATCH_RUNS = True
 # /health pings the workers (a 1 s broadcast); its answer is shared by every web process through
 # the cache for this many seconds (older: one caller pings again while the others get the last count).
 TUNER_HEALTH_WORKERS_CACHE_SECONDS = float(env("TUNER_HEALTH_WORKERS_CACHE_SECONDS", "5"))
+# Fault injection only (experiments/faults.py): "final_commit=3,sweep_refill=3" pauses there.
+TUNER_FAULT_PAUSES = {name.strip(): float(seconds) for name, _, seconds in
+                      (item.partition("=") for item in env("TUNER_FAULT_PAUSES", "").split(",") if item.strip())}
+# A database outage at an epoch boundary: retries with doubling waits (0.5 s, 1 s, 2 s, ...),
+# then the worker hands the run back to the queue instead of failing it.
+TUNER_DB_RETRIES = env_int("TUNER_DB_RETRIES", 6)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -281,9 +287,11 @@ REST_FRAMEWORK = {
                                "rest_framework.parsers.MultiPartParser"],
     # Abuse limits (counted in the shared Redis cache below; 429 + Retry-After when exceeded).
     # Views opt in with `throttle_scope`: run creation per user, token exchange per client address.
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["tuner_site.throttling.FailOpenScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "run_create": env("TUNER_THROTTLE_RUN_CREATE", "60/min"),
+        # Creating or extending a sweep (each can queue many trials).
+        "sweep_write": env("TUNER_THROTTLE_SWEEP_WRITE", "10/min"),
         "auth": env("TUNER_THROTTLE_AUTH", "20/min"),
         # Inspecting a trained run, per user: predictions (the page predicts while you draw, at
         # most every 0.4 s), and misclassified + filters (one budget).

@@ -7,12 +7,39 @@ Rates live in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]; a throttled req
 from __future__ import annotations
 
 import ipaddress
+import logging
 
+from redis.exceptions import RedisError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 
+logger = logging.getLogger(__name__)
 
-class WriteScopedRateThrottle(ScopedRateThrottle):
+
+class FailOpenThrottleMixin:
+    """Throttles count in Redis; with Redis unreachable a throttle lets the request through
+    (logged) instead of turning it into a 500: the database, not Redis, is what a request
+    needs, and a creation then still answers 201 `queued` (the reconciler sends the run once
+    the broker is back)."""
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError):
+            logger.warning("throttle %s: cache unreachable; not throttling", type(self).__name__, exc_info=True)
+            return True
+
+
+class FailOpenScopedRateThrottle(FailOpenThrottleMixin, ScopedRateThrottle):
+    """The default throttle (settings DEFAULT_THROTTLE_CLASSES): the rate of the view's
+    `throttle_scope`, per user, else per client address (`client_address`); a view without a
+    scope is not throttled."""
+
+    def get_ident(self, request):  # anonymous requests only (else the user is the ident)
+        return client_address(request)
+
+
+class WriteScopedRateThrottle(FailOpenThrottleMixin, ScopedRateThrottle):
     """`ScopedRateThrottle` for writes only: reading a list that also accepts POSTs stays free.
 
     Counts per user when authenticated, else per client address (as ScopedRateThrottle).

@@ -32,6 +32,7 @@ from experiments.api.views import (
 from experiments.errors import SweepInvalid
 from experiments.models import Experiment, Sweep
 from experiments.search.space import DEFAULT_PARALLELISM
+from tuner_site.throttling import WriteScopedRateThrottle
 
 SWEEP_NOT_FOUND = OpenApiResponse(s.ErrorDetailSerializer, description="No such sweep (or trial) among yours.")
 SWEEP_CONFLICT = OpenApiResponse(s.ErrorDetailSerializer, description="The sweep's state does not allow this.")
@@ -227,6 +228,9 @@ class SweepApiView(ApiView):
 
 
 class SweepListCreateView(SweepApiView):
+    throttle_classes = [WriteScopedRateThrottle]  # writes only: listing stays unthrottled
+    throttle_scope = "sweep_write"
+
     parser_classes = [LimitedJSONParser]
     pagination_class = ExperimentPagination
 
@@ -270,6 +274,9 @@ class SweepCancelView(SweepApiView):
 
 
 class SweepExtendView(SweepApiView):
+    throttle_classes = [WriteScopedRateThrottle]  # writes only: listing stays unthrottled
+    throttle_scope = "sweep_write"
+
     parser_classes = [LimitedJSONParser]
 
     @extend_schema(tags=["sweeps"], request=SweepExtendInputSerializer,

@@ -37,7 +37,7 @@ from experiments.models import Experiment
 from experiments.services import tokens
 from training.config import config_schema
 from tuner_site.auth import lockout_message, lockout_seconds
-from tuner_site.throttling import WriteScopedRateThrottle
+from tuner_site.throttling import FailOpenThrottleMixin, WriteScopedRateThrottle
 
 # --------------------------------------------------------------------------- plumbing
 
@@ -161,7 +161,7 @@ RUN_CREATED = {201: s.ExperimentDetailOutputSerializer, 400: CONFIG_INVALID, 401
 # --------------------------------------------------------------------------- auth & schema
 
 
-class TokenObtainThrottle(SimpleRateThrottle):
+class TokenObtainThrottle(FailOpenThrottleMixin, SimpleRateThrottle):
     """Slows password guessing: 30 attempts a minute per client address."""
 
     scope = "token_obtain"
@@ -414,9 +414,12 @@ class HealthView(ApiView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     renderer_classes = [renderers.JSONRenderer]
+    throttle_scope = "health"  # per client address; lets the probe through when Redis is down
 
     @extend_schema(tags=["health"], auth=[],
                    responses={200: s.HealthOutputSerializer,
+                              429: OpenApiResponse(s.ErrorDetailSerializer,
+                                                   description="Too many probes from this address."),
                               503: OpenApiResponse(s.HealthOutputSerializer,
                                                    description="The database or Redis does not answer.")},
                    summary="Readiness: database, Redis, live workers, queue length (no login)")

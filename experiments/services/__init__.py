@@ -30,12 +30,12 @@ from experiments.services.execution import (
     experiment_claim,
     experiment_fail,
     experiment_finish,
+    experiment_give_up,
+    experiment_hand_back,
     experiment_record_epoch,
-    experiment_requeue_for_shutdown,
     experiment_run,
     request_worker_stop,
     worker_identity,
-    worker_stop_requested,
 )
 from experiments.services.recommendations import recommendation_apply, recommendations_generate
 from experiments.services.reconcile import runs_reconcile
@@ -60,8 +60,7 @@ __all__ = [
     "ConfigInvalid", "InvalidState", "LeaseLost", "QuotaExceeded", "RunMonitor", "ServiceError", "SweepInvalid",
     "SweepTrialNotFound", "artifact_path", "config_validate", "experiment_cancel", "experiment_claim",
     "experiment_create", "experiment_delete", "experiment_fail", "experiment_finish", "experiment_record_epoch",
-    "experiment_requeue_for_shutdown", "experiment_rerun", "experiment_run", "recommendation_apply",
+    "experiment_give_up", "experiment_hand_back", "experiment_rerun", "experiment_run", "recommendation_apply",
     "recommendations_generate", "request_worker_stop", "runs_reconcile", "sweep_cancel", "sweep_create",
     "sweep_extend", "sweep_fill", "sweep_trial_prune_check", "sweep_trial_retry", "worker_identity",
-    "worker_stop_requested",
 ]

@@ -7,9 +7,13 @@ conditional UPDATE that bumps `attempts`; that number is its lease. Every later 
 died, or delivers it twice, only the newest claimant writes, and it resumes from the last
 checkpoint. A run whose deliveries keep dying ends `failed` after TUNER_MAX_ATTEMPTS claims.
 
-A worker shutting down (SIGTERM, deploys) stops its training at the next batch and hands
-the run back to the queue (`experiment_requeue_for_shutdown`); `with_db_retry` reconnects
-once when the database dropped the worker's connection.
+A *hand-back* is graceful: a worker shutting down (SIGTERM, deploys), a broker connection
+lost (Celery cancels the task with SIGTERM) or a database outage that outlasts the retries
+stops the training at the next batch and puts the run back in the queue; it resumes from its
+checkpoint on the next claim. Hand-backs are counted in `handbacks` and never use up one of
+the TUNER_MAX_ATTEMPTS, which only crashes do (a delivery that never came back). The stop
+request is scoped to the trainings running when it arrives: runs started later in the same
+process are not affected.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ from django.utils import timezone
 
 from experiments import broker, events, live
 from experiments.errors import LeaseLost
+from experiments.faults import FINAL_COMMIT, fault_point
 from experiments.models import EpochMetric, Experiment
 from experiments.services.artifacts import checkpoint_size_record
 from experiments.services.lifecycle import run_end
@@ -51,33 +57,42 @@ OUTCOME_STATUS = {
 }
 PROGRESS_EVENT_SECONDS = 0.5
 
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
 _prepared_cache: dict[tuple, Any] = {}
-_worker_stop = threading.Event()
+_training_now: set[RunMonitor] = set()  # the trainings of this process, for request_worker_stop
+_training_lock = threading.Lock()
 
 
-def request_worker_stop() -> None:
-    """Called from the worker's shutdown signal: running trainings hand their runs back."""
-    _worker_stop.set()
+def request_worker_stop(reason: str = "worker shutting down") -> int:
+    """Ask every training running in this process *now* to hand its run back at the next batch
+    (the worker's SIGTERM: a deploy, or Celery cancelling tasks on a lost broker connection).
+    Returns how many were asked. Trainings that start afterwards are not affected."""
+    with _training_lock:
+        for monitor in _training_now:
+            monitor.request_handback(reason)
+        return len(_training_now)
 
 
-def worker_stop_requested() -> bool:
-    return _worker_stop.is_set()
-
-
-def with_db_retry(operation):
-    """Run `operation`; if the database connection was dropped, reconnect and run it once more.
+def with_db_retry(operation, *, retries: int | None = None):
+    """Run `operation`; while the database refuses it, reconnect and retry with doubling waits
+    (0.5 s, 1 s, 2 s, ... TUNER_DB_RETRIES times), then let the error through.
 
     Only outside a transaction (inside one, the whole transaction is gone and the caller's
     atomic block has to fail). The operations retried here are idempotent.
     """
-    try:
-        return operation()
-    except (OperationalError, InterfaceError):
-        if connection.in_atomic_block:
-            raise
-        logger.warning("database connection lost; reconnecting and retrying once", exc_info=True)
-        connection.close()
-        return operation()
+    retries = settings.TUNER_DB_RETRIES if retries is None else retries
+    for attempt in range(retries + 1):
+        try:
+            return operation()
+        except DATABASE_ERRORS:
+            if connection.in_atomic_block or attempt == retries:
+                raise
+            delay = 0.5 * 2 ** attempt
+            logger.warning("database unavailable; reconnecting in %.1f s (retry %d of %d)", delay, attempt + 1,
+                           retries, exc_info=attempt == 0)
+            connection.close()
+            time.sleep(delay)
 
 
 def _dataset_for(config: TrainingConfig):
@@ -106,23 +121,35 @@ def worker_identity() -> str:
 # --------------------------------------------------------------------------- lease-checked writes
 
 
-def experiment_claim(*, experiment_id: int, task_id: str = "", worker_host: str = "") -> int | None:
+def experiment_claim(*, experiment_id: int, task_id: str = "", worker_host: str = "",
+                     handed_back_lease: int | None = None) -> int | None:
     """Take the lease on a queued (or re-delivered running) run; its new `attempts` or None.
+
+    A claim bumps `attempts` (the lease). Only crashes count against TUNER_MAX_ATTEMPTS:
+    the limit applies to attempts - handbacks. `handed_back_lease` is set by a worker that
+    had to hand the run back without reaching the database (an outage): if nobody claimed
+    the run since, this claim continues it as a hand-back, not as a crash.
 
     None means there is nothing to do: the run finished, was cancelled, or was just
     marked failed because it exhausted its attempts.
     """
     now = timezone.now()
     max_attempts = settings.TUNER_MAX_ATTEMPTS
+    claim = {"status": Status.RUNNING, "attempts": F("attempts") + 1, "started_at": Coalesce("started_at", now),
+             "heartbeat_at": now, "worker_host": worker_host[:255], "task_id": task_id or F("task_id")}
     with transaction.atomic():
-        claimed = Experiment.objects.filter(
-            pk=experiment_id, status__in=Experiment.ACTIVE_STATUSES, attempts__lt=max_attempts,
-            cancel_requested=False,
-        ).update(
-            status=Status.RUNNING, attempts=F("attempts") + 1, started_at=Coalesce("started_at", now),
-            heartbeat_at=now, worker_host=worker_host[:255], task_id=task_id or F("task_id"),
-        )
-        row = Experiment.objects.filter(pk=experiment_id).values("attempts", "status", "cancel_requested").first()
+        claimed = 0
+        if handed_back_lease is not None:
+            claimed = Experiment.objects.filter(
+                pk=experiment_id, status=Status.RUNNING, attempts=handed_back_lease, cancel_requested=False,
+            ).update(**claim, handbacks=F("handbacks") + 1)
+        if not claimed:
+            claimed = Experiment.objects.filter(
+                pk=experiment_id, status__in=Experiment.ACTIVE_STATUSES, cancel_requested=False,
+                attempts__lt=F("handbacks") + max_attempts,
+            ).update(**claim)
+        row = Experiment.objects.filter(pk=experiment_id).values(
+            "attempts", "handbacks", "status", "cancel_requested").first()
     if row is None:
         logger.info("experiment %s no longer exists; nothing to run", experiment_id)
         return None
@@ -132,11 +159,22 @@ def experiment_claim(*, experiment_id: int, task_id: str = "", worker_host: str 
         # The worker that ran it died after a cancel request: honour the cancel.
         run_end(experiment_id=experiment_id, status=Status.CANCELLED, only_if={"status": Status.RUNNING},
                 message="cancelled (its worker stopped)")
-    elif row["status"] == Status.RUNNING and row["attempts"] >= max_attempts:
-        run_end(experiment_id=experiment_id, status=Status.FAILED, only_if={"status": Status.RUNNING},
-                error_message=f"gave up after {row['attempts']} attempts: the worker running it "
-                              "stopped each time (out of memory or killed?)")
+    elif row["status"] in Experiment.ACTIVE_STATUSES and row["attempts"] - row["handbacks"] >= max_attempts:
+        experiment_give_up(experiment_id=experiment_id)
     return None
+
+
+def experiment_give_up(*, experiment_id: int) -> Experiment | None:
+    """End a run whose deliveries kept dying (TUNER_MAX_ATTEMPTS crashes) as failed, freeing its slot."""
+    row = Experiment.objects.filter(pk=experiment_id).values("attempts", "handbacks").first()
+    if row is None:
+        return None
+    crashes = row["attempts"] - row["handbacks"]
+    return run_end(
+        experiment_id=experiment_id, status=Status.FAILED,
+        only_if={"status__in": Experiment.ACTIVE_STATUSES, "attempts": row["attempts"]},
+        error_message=f"gave up after {crashes} attempts: the worker running it stopped each time "
+                      "(out of memory or killed?)")
 
 
 def _holding(lease: int) -> dict[str, Any]:
@@ -169,13 +207,21 @@ def experiment_finish(*, experiment_id: int, lease: int, result: FitResult, stat
     `status` overrides the outcome's: a sweep trial its pruner stopped ends "pruned".
     """
     status = status or OUTCOME_STATUS[result.outcome]
+    if not Experiment.objects.filter(pk=experiment_id, **_holding(lease)).exists():
+        # Checked before touching the weights file: a stale delivery must not replace the
+        # weights the current lease holder stored (or is storing).
+        raise LeaseLost(f"experiment {experiment_id}: lease {lease} is no longer current")
     weights_path = ""
     if result.outcome in (Outcome.COMPLETED, Outcome.EARLY_STOPPED):
         path = artifact_path("weights", experiment_id)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **result.network.weights(), class_names=np.array(CLASS_NAMES))
-        os.replace(tmp, path)
+        tmp = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp.npz")  # never shared by two writers
+        try:
+            np.savez(tmp, **result.network.weights(), class_names=np.array(CLASS_NAMES))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         weights_path = str(path)
+    fault_point(FINAL_COMMIT)
     ended = run_end(
         experiment_id=experiment_id, status=status, only_if=_holding(lease),
         epochs_done=result.epochs_run, best_val_accuracy=result.best_val_accuracy,
@@ -193,26 +239,42 @@ def experiment_fail(*, experiment_id: int, lease: int, error: str) -> None:
             error_message=error[:5000])
 
 
-def experiment_requeue_for_shutdown(*, experiment_id: int, lease: int) -> bool:
-    """Put a run this worker stopped for shutdown back in the queue (if it still holds the lease).
+def experiment_hand_back(*, experiment_id: int, lease: int, reason: str) -> bool:
+    """Put a run this worker had to stop back in the queue (if it still holds the lease).
 
-    Not a cancel: the run goes back to `queued` and a new message is sent with the same task id;
-    the next claim takes a new lease and resumes from the checkpoint. False means the run is
-    not ours to hand back (lease lost, or the user asked to cancel: the caller finishes it).
+    Not a cancel and not a crash: the run goes back to `queued`, `handbacks` is bumped (so
+    the attempt is not counted against TUNER_MAX_ATTEMPTS), an `interrupted` event says why,
+    and a new message is sent with the same task id; the next claim resumes from the
+    checkpoint. False means the run is not ours to hand back (lease lost, or the user asked
+    to cancel: the caller finishes it).
     """
     updated = with_db_retry(lambda: Experiment.objects.filter(
         pk=experiment_id, **_holding(lease), cancel_requested=False,
-    ).update(status=Status.QUEUED, heartbeat_at=timezone.now(), worker_host=""))
+    ).update(status=Status.QUEUED, heartbeat_at=timezone.now(), worker_host="", handbacks=F("handbacks") + 1))
     if not updated:
         return False
     experiment = Experiment.objects.get(pk=experiment_id)
+    message = f"interrupted after epoch {experiment.epochs_done}: {reason}; queued to resume from its checkpoint"
+    Experiment.objects.filter(pk=experiment_id, status=Status.QUEUED).update(message=message)
+    experiment.message = message
     broker.enqueue_run(experiment_id=experiment_id, task_id=experiment.task_id)
-    logger.warning("experiment %s: worker shutting down; re-queued after epoch %s",
-                   experiment_id, experiment.epochs_done)
-    live.publish_log(experiment_id, experiment.owner_id, level="warning",
-                     message=f"worker shutting down: re-queued, resumes after epoch {experiment.epochs_done}")
+    logger.warning("experiment %s: %s", experiment_id, message)
+    events.publish(experiment_id, experiment.owner_id, {
+        "type": "interrupted", "reason": reason, "epochs_done": experiment.epochs_done, "message": message})
+    live.publish_log(experiment_id, experiment.owner_id, message, level="warning")
     live.publish_status(experiment)
     return True
+
+
+def _hand_back_without_database(*, experiment_id: int, task_id: str, lease: int | None) -> None:
+    """The database stayed down through every retry: send the run again, marked as this
+    lease's hand-back, a little later. Its claim (when the database is back) continues the
+    run without counting a crash; until then the row still says `running`, and the
+    reconciler's stale-heartbeat check is the second line of defence."""
+    logger.error("experiment %s: database unavailable after %s retries; handing the run back through the broker",
+                 experiment_id, settings.TUNER_DB_RETRIES)
+    broker.enqueue_run(experiment_id=experiment_id, task_id=task_id, handed_back_lease=lease,
+                       countdown=settings.TUNER_HEARTBEAT_SECONDS)
 
 
 # --------------------------------------------------------------------------- the trainer's callbacks
@@ -231,17 +293,29 @@ class RunMonitor:
         self.lease_lost = False
         self.sweep_id = experiment.sweep_id
         self.pruned_message = ""  # set when the sweep's pruner stops this trial
-        self.shutdown = False  # the worker is shutting down: hand the run back
+        self.handback_reason = ""  # set by request_worker_stop: hand the run back, do not finish it
         self._stop = False
         self._next_poll = 0.0
         self._next_progress = 0.0
         self._next_heartbeat = time.monotonic() + settings.TUNER_HEARTBEAT_SECONDS
         self._batch_delay = settings.TUNER_BATCH_DELAY_SECONDS
 
+    def request_handback(self, reason: str) -> None:
+        """From a signal handler: stop at the next batch and hand the run back (see request_worker_stop)."""
+        self.handback_reason = reason
+        self._stop = True
+
+    def __enter__(self) -> RunMonitor:
+        with _training_lock:
+            _training_now.add(self)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        with _training_lock:
+            _training_now.discard(self)
+
     def should_stop(self) -> bool:
         now = time.monotonic()
-        if not self._stop and worker_stop_requested():
-            self.shutdown = self._stop = True
         if self._stop or now < self._next_poll:
             return self._stop
         self._next_poll = now + settings.TUNER_CANCEL_POLL_SECONDS
@@ -283,12 +357,28 @@ class RunMonitor:
                 live.publish_log(self.experiment_id, self.owner_id, self.pruned_message)
 
 
-def experiment_run(*, experiment_id: int, task_id: str = "", worker_host: str = "") -> None:
+def experiment_run(*, experiment_id: int, task_id: str = "", worker_host: str = "",
+                   handed_back_lease: int | None = None) -> None:
     """Claim and train one run to its end (the Celery task's whole body)."""
     worker_host = worker_host or worker_identity()
-    lease = experiment_claim(experiment_id=experiment_id, task_id=task_id, worker_host=worker_host)
+    try:
+        lease = with_db_retry(lambda: experiment_claim(experiment_id=experiment_id, task_id=task_id,
+                                                       worker_host=worker_host, handed_back_lease=handed_back_lease))
+    except DATABASE_ERRORS:
+        # Still no database: keep the message alive (the same hand-back, if it was one).
+        _hand_back_without_database(experiment_id=experiment_id, task_id=task_id, lease=handed_back_lease)
+        return
     if lease is None:
         return
+    try:
+        _train(experiment_id, lease, worker_host)
+    except DATABASE_ERRORS:
+        # An outage that outlasted every retry, at an epoch boundary or at the end: the run
+        # is not failed, it resumes from its last checkpoint once the database is back.
+        _hand_back_without_database(experiment_id=experiment_id, task_id=task_id, lease=lease)
+
+
+def _train(experiment_id: int, lease: int, worker_host: str) -> None:
     experiment = Experiment.objects.get(pk=experiment_id)
     checkpoint = artifact_path("checkpoints", experiment_id)
     if experiment.epochs_done == 0:
@@ -305,8 +395,11 @@ def experiment_run(*, experiment_id: int, task_id: str = "", worker_host: str = 
     try:
         config = TrainingConfig.from_dict(experiment.config)
         data = _dataset_for(config)
-        result = fit(config, data, on_epoch=monitor.on_epoch, on_batch=monitor.on_batch,
-                     should_stop=monitor.should_stop, checkpoint=checkpoint)
+        with monitor:
+            result = fit(config, data, on_epoch=monitor.on_epoch, on_batch=monitor.on_batch,
+                         should_stop=monitor.should_stop, checkpoint=checkpoint)
+    except DATABASE_ERRORS:
+        raise  # not the run's fault: experiment_run hands it back
     except LeaseLost:
         logger.warning("experiment %s: lease %s lost to a newer delivery; stopping", experiment_id, lease)
         return
@@ -320,8 +413,8 @@ def experiment_run(*, experiment_id: int, task_id: str = "", worker_host: str = 
     if monitor.lease_lost:
         logger.warning("experiment %s: lease %s lost; not finishing", experiment_id, lease)
         return
-    if monitor.shutdown and result.outcome == Outcome.CANCELLED and experiment_requeue_for_shutdown(
-            experiment_id=experiment_id, lease=lease):
+    if monitor.handback_reason and result.outcome == Outcome.CANCELLED and experiment_hand_back(
+            experiment_id=experiment_id, lease=lease, reason=monitor.handback_reason):
         return
     status = None
     if monitor.pruned_message and result.outcome is Outcome.CANCELLED:

@@ -27,6 +27,7 @@ from experiments.errors import (
     SweepInvalid,
     SweepTrialNotFound,
 )
+from experiments.faults import SWEEP_REFILL, fault_point
 from experiments.models import Experiment, Sweep
 from experiments.search import pruning, study
 from experiments.search import space as search_space
@@ -47,9 +48,14 @@ Status = Experiment.Status
 
 
 def on_run_ended(experiment: Experiment) -> None:
-    """lifecycle subscriber: a trial ended, so its sweep goes on (or finishes)."""
+    """lifecycle subscriber: a trial ended, so its sweep goes on (or finishes); and any run of
+    the owner that ends frees a run slot that their other sweeps may be waiting for."""
     if experiment.sweep_id is not None:
         sweep_fill(sweep_id=experiment.sweep_id)
+    waiting = (Sweep.objects.filter(owner_id=experiment.owner_id, status__in=Sweep.ACTIVE_STATUSES)
+               .exclude(pk=experiment.sweep_id).order_by("created_at").values_list("pk", flat=True))
+    for sweep_id in waiting:
+        sweep_fill(sweep_id=sweep_id)
 
 
 def sweep_create(*, owner, name: str = "", base_config: dict[str, Any] | None = None, space: Any = None,
@@ -57,8 +63,9 @@ def sweep_create(*, owner, name: str = "", base_config: dict[str, Any] | None = 
                  second_objective: str = "none", seed: int | None = None, warm_start: bool = False) -> Sweep:
     """Validate everything at once (SweepInvalid lists every error), store the sweep, queue its first trials.
 
-    Its trials do not count against the per-user quota one by one: instead the sweep needs
-    min(parallelism, budget) free slots when it is created (QuotaExceeded otherwise).
+    Its trials count against the owner's quota of active runs like any run: the sweep keeps
+    at most `parallelism` trials queued or running, and fewer while the owner has fewer free
+    slots; the rest wait inside the sweep (not in the broker) until slots free up.
     With `warm_start`, the owner's earlier succeeded runs (outside sweeps) whose config
     equals the base outside the space and whose varied values lie inside it are imported
     as completed trials of the search (they do not use the budget).
@@ -69,16 +76,9 @@ def sweep_create(*, owner, name: str = "", base_config: dict[str, Any] | None = 
                                      second_objective=second_objective, seed=seed, warm_start=warm_start)
     except search_space.SweepSpecError as exc:
         raise SweepInvalid("invalid sweep", errors=exc.errors) from None
-    limit = settings.TUNER_MAX_ACTIVE_RUNS_PER_USER
-    slots = min(plan.parallelism, plan.budget)
     with transaction.atomic():
         lock_owner(owner)
         storage_check(owner=owner)  # StorageLimitExceeded: no sweep that could not start a trial
-        active = active_runs(owner)
-        if active + slots > limit:
-            raise QuotaExceeded(
-                f"A sweep running {slots} trials at once needs {slots} free run slots; you have {active} runs "
-                f"queued or running (limit {limit}). Lower its parallelism or wait for some runs to finish.")
         sweep = Sweep.objects.create(
             owner=owner, name=(plan.name or f"{plan.strategy} sweep")[:200], base_config=plan.base_config,
             space=plan.space, strategy=plan.strategy, second_objective=plan.second_objective, budget=plan.budget,
@@ -114,9 +114,13 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
     created = max(sweep.trials_created, max((r.number for r in records), default=0))
     active = sum(r.status in Experiment.ACTIVE_STATUSES for r in records)
     budget = spec.effective_budget
+    lock_owner(sweep.owner)  # the quota check below must not race the owner's other creations
+    limit = settings.TUNER_MAX_ACTIVE_RUNS_PER_USER
+    free = limit - active_runs(sweep.owner)
     asker = None
     storage_full = ""  # the storage limit's message once it refused a trial
-    while active < sweep.parallelism and created < budget:
+    fault_point(SWEEP_REFILL)
+    while active < sweep.parallelism and created < budget and free > 0:
         if asker is None:  # one rebuild per call; each asked trial stays in it as RUNNING
             warm = selectors.sweep_warm_records(sweep=sweep) if sweep.warm_start else []
             asker = study.Asker(spec, records, warm)
@@ -125,8 +129,9 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
         name = f"{sweep.name} #{number}"[:200]
         try:
             experiment_create(owner=sweep.owner, config=config, name=name, sweep=sweep, trial_number=number,
-                              enforce_quota=False)
+                              enforce_quota=False)  # checked above, under the same owner lock
             active += 1
+            free -= 1
         except StorageLimitExceeded as exc:  # no trial is created; the ones running may still end
             storage_full = exc.message
             break
@@ -140,6 +145,11 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
         created = sweep.trials_created = number
     if sweep.status == Sweep.Status.QUEUED and created:
         sweep.status = Sweep.Status.RUNNING
+    if active == 0 and created < budget and free <= 0:
+        sweep.message = (f"waiting for a free run slot: you have {limit} runs queued or running (the limit); "
+                         "its next trials start as they end")
+    elif sweep.message.startswith("waiting for a free run slot"):
+        sweep.message = ""
     if storage_full and active == 0:  # nothing running whose end would try again: the sweep stops
         sweep.status, sweep.finished_at = Sweep.Status.FINISHED, timezone.now()
         sweep.message = f"stopped after {created} of {budget} trials: {storage_full}"
@@ -248,6 +258,11 @@ def sweep_trial_retry(*, sweep: Sweep, experiment: Experiment) -> Experiment:
         if active >= sweep.parallelism:
             raise InvalidState(f"Sweep #{sweep.pk} already has {active} trials queued or running (its "
                                "parallelism); retry when one of them ends.")
+        lock_owner(sweep.owner)
+        limit = settings.TUNER_MAX_ACTIVE_RUNS_PER_USER
+        if active_runs(sweep.owner) >= limit:
+            raise QuotaExceeded(f"You already have {limit} runs queued or running (the limit); retry the trial "
+                                "when one of them ends.")
         attempts = experiment.attempts
         if experiment.status == Status.FAILED or attempts >= settings.TUNER_MAX_ATTEMPTS:
             attempts = 0

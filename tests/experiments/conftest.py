@@ -16,9 +16,3 @@ def fresh_event_counters(settings):
     if keys:
         client.delete(*keys)
     client.close()
-
-
-@pytest.fixture
-def direct_delivery(transactional_db, settings):
-    """The test plays the broker itself: it calls the task body instead of enqueueing."""
-    settings.TUNER_DISPATCH_RUNS = False

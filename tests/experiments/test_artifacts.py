@@ -112,6 +112,27 @@ def test_a_run_given_up_after_its_attempts_loses_its_checkpoint(direct_delivery,
     assert not checkpoint_file(experiment).exists() and experiment.checkpoint_bytes == 0
 
 
+def test_a_handed_back_run_keeps_its_checkpoint_with_its_size_and_resumes_from_it(
+        direct_delivery, user, quick_config, monkeypatch):
+    experiment = services.experiment_create(owner=user, config={**quick_config, "epochs": 4})
+    stop_at(monkeypatch, epoch=3, action=lambda monitor: services.request_worker_stop())
+    services.experiment_run(experiment_id=experiment.pk)
+    experiment.refresh_from_db()
+    assert experiment.status == Status.QUEUED and experiment.epochs_done == 2
+    checkpoint = checkpoint_file(experiment)
+    assert checkpoint.exists()
+    # Recorded after each epoch: the size of the checkpoint on disk then (epoch 1's, when epoch 2 was
+    # stored); a later one only adds its epoch's metrics to the history it carries.
+    assert 0.98 * checkpoint.stat().st_size < experiment.checkpoint_bytes <= checkpoint.stat().st_size
+    monkeypatch.undo()
+
+    services.experiment_run(experiment_id=experiment.pk)  # the hand-back's new delivery
+    experiment.refresh_from_db()
+    assert experiment.status == Status.SUCCEEDED and experiment.epochs_done == 4
+    assert not checkpoint.exists() and experiment.checkpoint_bytes == 0
+    assert experiment.weights_bytes == Path(experiment.weights_path).stat().st_size
+
+
 def test_on_run_ended_is_idempotent_and_leaves_active_runs_alone(direct_delivery, user, quick_config, tmp_path):
     experiment = services.experiment_create(owner=user, config=quick_config)
     services.experiment_run(experiment_id=experiment.pk)

@@ -345,7 +345,7 @@ def test_ctrl_c_during_a_run_puts_it_back_on_the_queue(start_runlab):
     # no cold stop needed, the run is queued again and resumes from its checkpoint.
     assert lab.stop_and_wait(signal.SIGINT) == 0
     lab.assert_no_leftovers()
-    assert "worker shutting down; re-queued" in lab.output
+    assert "interrupted after epoch" in lab.output, lab.output[-6000:]  # handed back, not failed
     status = lab.manage("shell", "-c", (
         f"from experiments.models import Experiment\nprint(Experiment.objects.get(pk={run_id}).status)"))
     assert status.strip().splitlines()[-1] == "queued"  # the next start resumes it

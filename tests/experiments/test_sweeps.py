@@ -323,13 +323,11 @@ def test_warm_start_imports_matching_earlier_runs(direct_delivery, user, other_u
     assert len(trials(sweep)) == 3 and sweep.best_trial.sweep_id == sweep.pk
 
 
-def test_sweep_trials_are_exempt_from_the_run_quota_but_the_sweep_needs_its_slots(db, user, settings):
+def test_sweep_trials_count_against_the_run_quota_and_the_rest_wait_inside_the_sweep(db, user, settings):
     settings.TUNER_MAX_ACTIVE_RUNS_PER_USER = 3
     services.experiment_create(owner=user, config=BASE)
-    with pytest.raises(services.QuotaExceeded, match="needs 3 free run slots"):
-        services.sweep_create(owner=user, base_config=BASE, space=LR_RANGE, strategy="random", parallelism=3)
-    sweep = services.sweep_create(owner=user, base_config=BASE, space=LR_RANGE, strategy="random", parallelism=2)
-    assert len(trials(sweep)) == 2
+    sweep = services.sweep_create(owner=user, base_config=BASE, space=LR_RANGE, strategy="random", parallelism=3)
+    assert len(trials(sweep)) == 2  # two free slots, not its parallelism of 3
     with pytest.raises(services.QuotaExceeded):
         services.experiment_create(owner=user, config=BASE)
 

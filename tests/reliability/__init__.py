@@ -50,9 +50,10 @@ def is_postgres() -> bool:
 
 
 class Worker:
-    """One `celery worker -P solo -c 1` subprocess on the test queue, with its log in a file."""
+    """One `celery worker -P solo -c 1` subprocess (or `pool="prefork"`, as deployed) on the test
+    queue, with its log in a file."""
 
-    def __init__(self, *, batch_delay: float = 0.0, env: dict[str, str] | None = None):
+    def __init__(self, *, batch_delay: float = 0.0, env: dict[str, str] | None = None, pool: str = "solo"):
         self.log = Path(tempfile.mkstemp(prefix="tuner-worker-", suffix=".log")[1])
         full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.django_settings",
                     "DATABASE_URL": worker_database_url(), "PYTHONUNBUFFERED": "1",
@@ -61,7 +62,7 @@ class Worker:
         queue = full_env["TUNER_QUEUE"]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", WORKER_MAIN, "worker", "-P", "solo", "-c", "1", "-Q", queue,
+                [sys.executable, "-c", WORKER_MAIN, "worker", "-P", pool, "-c", "1", "-Q", queue,
                  "-l", "INFO", "--hostname", f"rel-{uuid.uuid4().hex[:8]}@%h", "--without-mingle",
                  "--without-gossip"],
                 cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -144,3 +145,30 @@ class PrivateRedis:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ~40 batches per epoch; with the workers' 20 ms per batch, an epoch lasts about a second.
+CONFIG = {"hidden_layers": [32], "epochs": 8, "train_size": 3000, "batch_size": 64,
+          "lr_schedule": "constant", "dropout": 0.0, "learning_rate": 0.003}
+BATCH_DELAY = 0.02
+
+
+def epochs_of(experiment) -> list[int]:
+    from experiments.models import EpochMetric
+
+    return list(EpochMetric.objects.filter(experiment=experiment).order_by("epoch")
+                .values_list("epoch", flat=True))
+
+
+def wait_for_epoch(experiment, epoch: int, worker: Worker, timeout: float = 90) -> None:
+    """Wait until `experiment` stored `epoch`; fail with the worker's log if it died or took too long."""
+    import pytest
+
+    from experiments.models import EpochMetric, Experiment
+
+    deadline = time.monotonic() + timeout
+    while not EpochMetric.objects.filter(experiment=experiment, epoch=epoch).exists():
+        if time.monotonic() > deadline or worker.proc.poll() is not None:
+            row = Experiment.objects.filter(pk=experiment.pk).values().first()
+            pytest.fail(f"no epoch {epoch} of #{experiment.pk} ({row}); worker log:\n{worker.output()[-4000:]}")
+        time.sleep(0.02)
