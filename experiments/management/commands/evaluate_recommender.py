@@ -1,10 +1,18 @@
 """Measure whether the recommender's advice is right: `python manage.py evaluate_recommender`.
 
-Trains a built-in suite of deliberately flawed configurations (each chosen to show one
-problem, on a training subset), applies each run's top recommendation (Apply & Run),
-trains the child, and prints: expected problem, diagnosed kinds, validation accuracy
-before -> after, improved. Runs execute in this process through the same services the
-workers use (rows, metrics, recommendations and their outcomes are stored as usual).
+Trains the evaluation set (`experiments/recommender/evaluation/`: deliberately flawed
+configurations and healthy controls, split once into a development and a held-out half),
+applies each flawed run's top recommendation (Apply & Run), trains the child, and prints per
+case and seed the diagnosis and validation accuracy before -> after, then per half: the
+confusion of expected vs diagnosed problem, named %, improved % and false alarms on the
+healthy controls, with the spread over seeds.
+
+    manage.py evaluate_recommender --half development|held-out|both [--seeds N] [--quick] [--limit K]
+    manage.py evaluate_recommender --legacy      # the original 10-case table
+
+Tune the recommender on the development half only. Runs execute in this process through the
+same services the workers use (rows, metrics, recommendations and their outcomes are stored
+as usual).
 """
 
 from __future__ import annotations
@@ -13,11 +21,14 @@ import json
 import time
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from experiments import selectors, services
 from experiments.models import Experiment, Recommendation
+from experiments.recommender import evaluation
+from experiments.recommender.evaluation import HALVES, HEALTHY, Case, Outcome
 
+# The legacy suite (`--legacy`): the ten cases the rules were first tuned on.
 SUBSET = {"train_size": 6000, "validation_fraction": 0.2, "seed": 11}
 
 # (expected problem kind, what is wrong, config)
@@ -53,56 +64,115 @@ SUITE: list[tuple[str, str, dict]] = [
 
 
 class Command(BaseCommand):
-    help = "Run the recommender's self-assessment suite and print how often it is right."
+    help = "Run the recommender's evaluation set (or the legacy suite) and print how often it is right."
 
     def add_arguments(self, parser):
-        parser.add_argument("--user", default="recommender-eval", help="account that owns the suite's runs")
+        parser.add_argument("--user", default="recommender-eval", help="account that owns the runs")
+        parser.add_argument("--half", choices=(*HALVES, "both"), default="development",
+                            help="which half of the evaluation set to run (tune on development only)")
+        parser.add_argument("--seeds", type=int, default=2, help="seeds per case (the first N of its seeds)")
+        parser.add_argument("--quick", action="store_true", help="skip the cases on more than 10 000 images")
+        parser.add_argument("--limit", type=int, help="run only the first K cases of the half")
         parser.add_argument("--only", nargs="*", help="run only these expected kinds")
+        parser.add_argument("--legacy", action="store_true", help="run the original 10-case suite instead")
         parser.add_argument("--json", action="store_true", help="also print the results as JSON")
 
     def handle(self, *args, **options):
         owner, _ = get_user_model().objects.get_or_create(username=options["user"])
-        suite = [case for case in SUITE if not options["only"] or case[0] in options["only"]]
-        rows = []
         started = time.monotonic()
-        for expected, description, overrides in suite:
-            row = self._evaluate_case(owner, expected, description, overrides)
-            rows.append(row)
-            self.stdout.write(self._format_row(row))
-        named = sum(r["named"] for r in rows)
-        applied = [r for r in rows if r["improved"] is not None]
-        improved = sum(bool(r["improved"]) for r in applied)
-        self.stdout.write("")
-        self.stdout.write(f"problem named: {named}/{len(rows)} ({named / len(rows):.0%}; goal >= 90%)")
-        if applied:
-            self.stdout.write(f"top change improved validation accuracy: {improved}/{len(applied)} "
-                              f"({improved / len(applied):.0%}; goal >= 80%)")
+        if options["legacy"]:
+            self._handle_legacy(owner, options)
+        else:
+            self._handle_set(owner, options)
         self.stdout.write(f"time: {time.monotonic() - started:.0f} s")
+
+    # The evaluation set ------------------------------------------------------------------------
+
+    def _select(self, options) -> list[Case]:
+        cases = evaluation.half_cases(options["half"])
+        if options["quick"]:
+            cases = [case for case in cases if not case.large]
+        if options["only"]:
+            cases = [case for case in cases if case.expected in options["only"]]
+        if options["limit"] is not None:
+            cases = cases[:max(options["limit"], 0)]
+        fewest = min((len(case.seeds) for case in cases), default=0)
+        if not 1 <= options["seeds"] <= max(fewest, 1):
+            raise CommandError(f"--seeds must be between 1 and {fewest} (the seeds every case has)")
+        return cases
+
+    def _handle_set(self, owner, options) -> None:
+        cases = self._select(options)
+        self.stdout.write(f"{options['half']} half: {len(cases)} cases x {options['seeds']} seeds "
+                          f"(split seed {evaluation.SPLIT_SEED}{'; quick' if options['quick'] else ''})")
+        outcomes: list[Outcome] = []
+        for case in cases:
+            for seed in case.seeds[:options["seeds"]]:
+                outcome = self._evaluate_set_case(owner, case, seed)
+                outcomes.append(outcome)
+                self.stdout.write(evaluation.format_outcome(outcome))
+                self.stdout.flush()
+        summaries = {}
+        for half in HALVES:
+            mine = [o for o in outcomes if evaluation.half_of(o.case_id) == half]
+            if mine:
+                summaries[half] = evaluation.summarise(mine)
+                self.stdout.write("")
+                for line in evaluation.format_summary(f"{half} half ({len(mine)} runs)", summaries[half]):
+                    self.stdout.write(line)
         if options["json"]:
-            self.stdout.write(json.dumps(rows))
+            self.stdout.write(json.dumps({"outcomes": [o.to_json() for o in outcomes],
+                                          "summaries": {half: _summary_json(s) for half, s in summaries.items()}}))
+
+    def _evaluate_set_case(self, owner, case: Case, seed: int) -> Outcome:
+        trial = self._train_and_apply(owner, case.run_config(seed), f"eval {case.id} seed {seed}",
+                                      apply=case.expected != HEALTHY)
+        return Outcome(case_id=case.id, expected=case.expected, seed=seed, kinds=tuple(trial["kinds"]),
+                       top_kind=trial["top_kind"], improved=trial["improved"], before=trial["before"],
+                       after=trial["after"], status=trial["status"])
+
+    # Shared: train a config, read its advice, apply the top change ------------------------------
 
     def _run(self, experiment: Experiment) -> Experiment:
         services.experiment_run(experiment_id=experiment.pk)
         experiment.refresh_from_db()
         return experiment
 
-    def _evaluate_case(self, owner, expected: str, description: str, overrides: dict) -> dict:
-        config = {**overrides, **SUBSET}
-        parent = self._run(services.experiment_create(owner=owner, config=config, enqueue=False,
-                                                      name=f"eval: {description}"))
+    def _train_and_apply(self, owner, config: dict, name: str, *, apply: bool = True) -> dict:
+        parent = self._run(services.experiment_create(owner=owner, config=config, enqueue=False, name=name))
         advice = list(selectors.experiment_recommendations(experiment=parent))
-        kinds = [a.kind for a in advice]
         top = next((a for a in advice if a.changes), None)
-        row = {"expected": expected, "description": description, "status": parent.status,
-               "kinds": kinds, "named": expected in kinds, "top_kind": top.kind if top else None,
-               "top_changes": top.changes if top else None, "before": parent.best_val_accuracy,
-               "after": None, "improved": None}
-        if top is not None:
+        result = {"status": parent.status, "kinds": [a.kind for a in advice], "top_kind": top.kind if top else None,
+                  "top_changes": top.changes if top else None, "before": parent.best_val_accuracy,
+                  "after": None, "improved": None}
+        if top is not None and apply:
             child = self._run(services.recommendation_apply(recommendation=top, owner=owner, enqueue=False))
             top = Recommendation.objects.get(pk=top.pk)
-            row.update(after=child.best_val_accuracy if child.status != Experiment.Status.DIVERGED else None,
-                       improved=top.improved)
-        return row
+            result.update(after=child.best_val_accuracy if child.status != Experiment.Status.DIVERGED else None,
+                          improved=top.improved)
+        return result
+
+    # The legacy suite ----------------------------------------------------------------------------
+
+    def _handle_legacy(self, owner, options) -> None:
+        suite = [case for case in SUITE if not options["only"] or case[0] in options["only"]]
+        rows = []
+        for expected, description, overrides in suite:
+            trial = self._train_and_apply(owner, {**overrides, **SUBSET}, f"eval: {description}")
+            row = {"expected": expected, "description": description, **trial, "named": expected in trial["kinds"]}
+            rows.append(row)
+            self.stdout.write(self._format_row(row))
+        named = sum(r["named"] for r in rows)
+        applied = [r for r in rows if r["improved"] is not None]
+        improved = sum(bool(r["improved"]) for r in applied)
+        self.stdout.write("")
+        if rows:
+            self.stdout.write(f"problem named: {named}/{len(rows)} ({named / len(rows):.0%}; goal >= 90%)")
+        if applied:
+            self.stdout.write(f"top change improved validation accuracy: {improved}/{len(applied)} "
+                              f"({improved / len(applied):.0%}; goal >= 80%)")
+        if options["json"]:
+            self.stdout.write(json.dumps(rows))
 
     @staticmethod
     def _format_row(row: dict) -> str:
@@ -114,3 +184,13 @@ class Command(BaseCommand):
         return (f"{row['expected']:<13} {'OK ' if row['named'] else 'MISS'} diagnosed {diagnosed:<45.45} "
                 f"val {pct(row['before'])} -> {pct(row['after'])}  improved {mark:<3}  "
                 f"top: {row['top_kind']} {json.dumps(row['top_changes'])}")
+
+
+def _summary_json(summary: evaluation.Summary) -> dict:
+    def figure(f):
+        return {"count": f.count, "total": f.total, "per_seed": {str(k): list(v) for k, v in f.per_seed.items()}}
+
+    return {"named": figure(summary.named), "improved": figure(summary.improved),
+            "false_alarms": figure(summary.false_alarms), "confusion": summary.confusion,
+            "per_problem": {kind: {name: figure(f) for name, f in figures.items()}
+                            for kind, figures in summary.per_problem.items()}}
