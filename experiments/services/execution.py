@@ -39,6 +39,7 @@ from experiments.errors import LeaseLost
 from experiments.faults import FINAL_COMMIT, fault_point
 from experiments.models import EpochMetric, Experiment
 from experiments.services.artifacts import checkpoint_size_record
+from experiments.services.inspection import misclassified_record
 from experiments.services.lifecycle import run_end
 from experiments.services.sweeps import sweep_trial_prune_check
 from training.config import ConfigError, TrainingConfig
@@ -221,9 +222,10 @@ def experiment_finish(*, experiment_id: int, lease: int, result: FitResult, stat
         finally:
             tmp.unlink(missing_ok=True)
         weights_path = str(path)
+    misclassified = _misclassified_before_commit(experiment_id, weights_path) if weights_path else None
     fault_point(FINAL_COMMIT)
     ended = run_end(
-        experiment_id=experiment_id, status=status, only_if=_holding(lease),
+        experiment_id=experiment_id, status=status, only_if=_holding(lease), misclassified=misclassified,
         epochs_done=result.epochs_run, best_val_accuracy=result.best_val_accuracy,
         best_epoch=result.best_epoch, test_accuracy=result.test_accuracy, test_loss=result.test_loss,
         confusion_matrix=result.confusion_matrix, per_class_accuracy=result.per_class_accuracy,
@@ -232,6 +234,19 @@ def experiment_finish(*, experiment_id: int, lease: int, result: FitResult, stat
     if ended is None:
         raise LeaseLost(f"experiment {experiment_id}: lease {lease} is no longer current")
     return ended
+
+
+def _misclassified_before_commit(experiment_id: int, weights_path: str) -> dict[str, Any] | None:
+    """The run's misclassified list, stored with its final status (one state change); None if it
+    cannot be computed now: the run_ended subscriber (services/inspection.py) tries again."""
+    experiment = Experiment.objects.get(pk=experiment_id)
+    experiment.weights_path = weights_path
+    try:
+        return misclassified_record(experiment=experiment)
+    except Exception:  # noqa: BLE001 - the list is secondary to the run's result
+        logger.warning("experiment %s: misclassified list not computed before the final commit", experiment_id,
+                       exc_info=True)
+        return None
 
 
 def experiment_fail(*, experiment_id: int, lease: int, error: str) -> None:

@@ -1,6 +1,8 @@
 """What a finished run's page inspects that needs the network over the whole test set: the test
-images it gets wrong. Computed once, by the worker, when the run ends (a lifecycle subscriber),
-and stored on the run (`Experiment.misclassified`); the web only reads and pages over it.
+images it gets wrong. Computed once, by the worker, before the run's final status is stored (so
+a succeeded run never reads "still being computed"), and stored on the run
+(`Experiment.misclassified`); the lifecycle subscriber below is the fallback the reconciler
+retries when that failed. The web only reads and pages over it.
 
 The stored list, most confidently wrong first (then by index):
 
@@ -54,8 +56,16 @@ def misclassified_backfill() -> tuple[list[int], list[int]]:
 
 def misclassified_store(*, experiment: Experiment) -> dict[str, Any]:
     """Run the stored network over the test set and store what it gets wrong on the run."""
+    record = misclassified_record(experiment=experiment)
+    Experiment.objects.filter(pk=experiment.pk).update(misclassified=record)
+    experiment.misclassified = record
+    return record
+
+
+def misclassified_record(*, experiment: Experiment) -> dict[str, Any]:
+    """What the network in `experiment.weights_path` gets wrong on the test set (not stored)."""
     found = inference.compute_misclassified(experiment)
-    record = {
+    return {
         "indices": found.indices.tolist(),
         "true": found.true.tolist(),
         "predicted": found.predicted.tolist(),
@@ -63,6 +73,3 @@ def misclassified_store(*, experiment: Experiment) -> dict[str, Any]:
         "test_count": found.test_count,
         "class_names": list(found.class_names),
     }
-    Experiment.objects.filter(pk=experiment.pk).update(misclassified=record)
-    experiment.misclassified = record
-    return record
