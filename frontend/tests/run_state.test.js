@@ -189,3 +189,10 @@ test("derived values: epochsTotal, epochsDone, lastMetric", () => {
   assert.equal(RS.lastMetric(run).epoch, 1);
   assert.equal(RS.lastMetric(RS.emptyRun(1)), null);
 });
+
+test("resyncRefused tells the server's refusal of a resync from other errors", () => {
+  assert.equal(RS.resyncRefused({ type: "error", message: "too many resyncs; wait 3 s" }), true);
+  assert.equal(RS.resyncRefused({ type: "error", message: "Invalid JSON." }), false);
+  assert.equal(RS.resyncRefused({ type: "log", message: "too many resyncs" }), false);
+  assert.equal(RS.resyncRefused(null), false);
+});

@@ -134,6 +134,7 @@
       });
     }
     receive(event) {
+      if (runState.resyncRefused(event)) { this.poll(); return; }  // one REST read instead
       if (runState.seqGap(this.run, event)) this.resync();  // the channel layer dropped something
       this.apply(event);
     }

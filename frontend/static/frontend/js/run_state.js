@@ -144,6 +144,13 @@
       && run.seq > 0 && event.seq > run.seq + 1);
   }
 
+  // True for the server's answer to a resync it refused (per-connection rate limit, see
+  // experiments/consumers.py): the page then reads the run once over REST instead.
+  function resyncRefused(event) {
+    return Boolean(event && event.type === "error" && typeof event.message === "string"
+      && event.message.startsWith("too many resyncs"));
+  }
+
   // ------------------------------------------------------------------ derived values
 
   function epochsTotal(run) {
@@ -194,7 +201,7 @@
 
   return {
     STATUSES, ACTIVE, TERMINAL, STATUS_LEVEL, MAX_LOG,
-    isActive, isTerminal, emptyRun, applyRunEvent, seqGap,
+    isActive, isTerminal, emptyRun, applyRunEvent, seqGap, resyncRefused,
     epochsTotal, epochsDone, lastMetric, progressOf,
   };
 });
