@@ -18,7 +18,7 @@ from .formatting import jsonable
 from .history import history_advice
 from .rules import RULES, Context, divergence, performance, rating
 from .thresholds import THRESHOLDS
-from .types import INFO_KINDS, PRIORITY_RANK, Advice, Analysis, RunSummary
+from .types import INFO_KINDS, PRIORITIES, PRIORITY_RANK, Advice, Analysis, RunSummary
 
 __all__ = ["analyze"]
 
@@ -56,8 +56,28 @@ def _analyze(run: RunSummary, history) -> Analysis:
         raw.extend(a for a in (_finalise(run.config, advice)
                                for advice in history_advice(run, history, summary["best_val_accuracy"]))
                    if a is not None)
-    raw.sort(key=lambda a: (PRIORITY_RANK.get(a.priority, len(PRIORITY_RANK)), -a.confidence))
-    return Analysis(recommendations=raw, category=category, summary=summary)
+    return Analysis(recommendations=_ordered(raw), category=category, summary=summary)
+
+
+def _ordered(advices: list[Advice]) -> list[Advice]:
+    """Problems (and "train longer") by priority then confidence, then the information cards.
+
+    Information (performance, success, history) never outranks a problem: when one is present,
+    an information card's priority is lowered to the lowest problem priority, so the stored
+    order (priority, then rank) is the same as this one.
+    """
+    def rank(advice: Advice) -> int:
+        return PRIORITY_RANK.get(advice.priority, len(PRIORITY_RANK))
+
+    fixes = sorted((a for a in advices if a.kind not in INFO_KINDS), key=lambda a: (rank(a), -a.confidence))
+    info = [a for a in advices if a.kind in INFO_KINDS]
+    if fixes:
+        floor = max(rank(a) for a in fixes)
+        for advice in info:
+            if rank(advice) < floor:
+                advice.priority = PRIORITIES[min(floor, len(PRIORITIES) - 1)]
+    info.sort(key=lambda a: (rank(a), -a.confidence))
+    return fixes + info
 
 
 def _finalise(config: dict, advice: Advice) -> Advice | None:

@@ -96,12 +96,36 @@ THRESHOLDS: dict = {
     "widen_to_min": 128,  # widened layers get max(4 x width, this) units (max 2048)
     "heavy_dropout": 0.5,  # dropout >= this counts as heavy regularisation (lower it by 0.3)
     "heavy_l2": 1e-3,  # l2 >= this counts as heavy regularisation (divide by 10)
+    "capacity_over_dead_width": 16,  # a hidden layer narrower than this caps accuracy whatever the rate:
+    #                                   underfitting fires even beside rate advice and outranks dead units
+    #                                   (a 4-unit layer with "dead" units is first of all a 4-unit layer)
     "more_epochs_factor": 1.5,  # longer runs: epochs x 1.5 (at least +10, at most 200)
+    # --- over-regularisation --------------------------------------------------------------------------
+    "overreg_dropout": 0.5,  # dropout >= this is heavy for these MLPs (the default run uses 0.2) ...
+    "overreg_l2": 1e-2,  # ... or l2 >= this (useful l2 here is 1e-5..1e-3; 1e-2 already shrinks the weights
+    #                       faster than the data grows them)
+    "overreg_train_accuracy": 0.87,  # ... and the final train accuracy below this (a fitted MLP is > 0.90) ...
+    "overreg_max_gap_points": 3.0,  # ... and close to val: train - val below this (not memorising) ...
+    "overreg_min_train_loss": 0.40,  # ... and the final train loss above this (a fitted MLP is ~0.25)
+    "overreg_dropout_target": 0.2,  # propose dropout min(this, half of it): the default run's dropout
+    "overreg_l2_factor": 10.0,  # propose l2 / this ...
+    "overreg_l2_target": 1e-3,  # ... and at most this (the top of the useful range)
+    # --- batch size -------------------------------------------------------------------------------------
+    "large_batch": 512,  # a batch >= this ...
+    "large_batch_max_steps": 500,  # ... that gave fewer optimizer steps than this in the whole run ...
+    "large_batch_train_accuracy": 0.85,  # ... with train accuracy still below this: too few updates
+    "large_batch_target": 128,  # propose this batch (>= 4x the updates per epoch at the same rate)
+    "small_batch": 16,  # a batch <= this with a noisy val curve (the plateau rule's noise test) ...
+    "small_batch_target": 64,  # ... -> this batch: 4x less gradient noise per step
     # --- still improving -------------------------------------------------------------------------------
     "improving_gain_points": 0.5,  # val accuracy gained > 0.5 points over the last window (linear fit)
     #                                 and more than the binomial std of the val accuracy (noise) ...
     "improving_best_within": 1,  # ... and the best epoch is the last or at most this many before it
     "extra_epochs_min": 10,  # suggest at least this many more epochs
+    "short_run_epochs": 5,  # a run of at most this many epochs (2 are enough: one step to measure) ...
+    "steep_gain_points": 1.0,  # ... whose val accuracy rose more than this over its last epoch (and more
+    #                             than the binomial noise) stopped far from convergence: train longer is
+    #                             the top (high-priority) advice
     # --- instability ---------------------------------------------------------------------------------------
     "instability_epochs": 5,  # "early in training" = the first 5 epochs
     "loss_spike": 0.10,  # an early epoch's train loss > previous epoch's by more than 10 % (relative)

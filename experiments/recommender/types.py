@@ -18,7 +18,7 @@ INFO_KINDS = frozenset({"performance", "history", "success"})
 # Kinds that flag a problem (everything else is information or a plain "train longer").
 PROBLEM_KINDS = frozenset({
     "divergence", "lr_too_high", "lr_too_low", "overfitting", "underfitting", "instability",
-    "plateau", "dead_units",
+    "plateau", "dead_units", "over_regularisation", "batch_size",
 })
 
 

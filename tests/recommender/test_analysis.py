@@ -36,8 +36,7 @@ def test_thresholds_are_named_numbers():
 def test_recommendations_are_ordered_and_serialisable():
     run = make_run(**overfit_curves(), dropout=0.0, test_accuracy=0.875)
     analysis = analyze(run)
-    ranks = [(PRIORITY_RANK[a.priority], -a.confidence) for a in analysis.recommendations]
-    assert ranks == sorted(ranks)
+    assert_ordered(analysis)
     json.dumps(analysis.summary, allow_nan=False)
     for advice in analysis.recommendations:
         json.dumps(advice.evidence, allow_nan=False)
@@ -180,8 +179,7 @@ def test_every_change_validates_and_is_not_a_no_op(run, history):
     analysis = analyze(run, history)
     assert analysis.category in ("excellent", "good", "fair", "poor", "failed")
     json.dumps(analysis.summary, allow_nan=False)
-    ranks = [(PRIORITY_RANK[a.priority], -a.confidence) for a in analysis.recommendations]
-    assert ranks == sorted(ranks)
+    assert_ordered(analysis)
     for advice in analysis.recommendations:
         assert advice.changes or advice.kind in INFO_KINDS
         try:
@@ -193,3 +191,12 @@ def test_every_change_validates_and_is_not_a_no_op(run, history):
             assert value != current and not (isinstance(current, float) and value == pytest.approx(current)), \
                 f"{advice.kind} proposed a no-op {name}={value!r}"
         json.dumps(advice.evidence, allow_nan=False)
+
+
+def assert_ordered(analysis):
+    """Problems by priority then confidence, then the information cards; priorities never rise."""
+    ranks = [(a.kind in INFO_KINDS, PRIORITY_RANK[a.priority], -a.confidence) for a in analysis.recommendations]
+    assert ranks == sorted(ranks)
+    priorities = [PRIORITY_RANK[a.priority] for a in analysis.recommendations]
+    assert priorities == sorted(priorities)  # the stored order (priority_rank, rank) is the same
+

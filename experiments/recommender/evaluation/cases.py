@@ -1,9 +1,8 @@
 """The evaluation set: deliberately flawed configurations and healthy controls, as data.
 
 Each `Case` names the problem it was built to show (`expected`, a recommender kind where one
-exists; "over_regularisation" and "batch_size" have no rule yet, so they count as misses until
-one is written) and a complete config fragment valid under `training.config.TrainingConfig`.
-Every case runs on each of its seeds (the config's `seed`). Cases on more than
+exists; "over_regularisation" and "batch_size" got their rules after the baseline) and a
+complete config fragment valid under `training.config.TrainingConfig`. Every case runs on each of its seeds (the config's `seed`). Cases on more than
 `LARGE_TRAIN_SIZE` images are `large`: `evaluate_recommender --quick` skips them.
 """
 

@@ -7,13 +7,13 @@ passes them through `valid_changes` (clamped, no no-op keys, validated).
 
 from .context import Context, make_advice
 from .divergence import divergence
-from .dynamics import dead_units, instability, more_epochs, plateau
-from .fit import overfitting, underfitting
+from .dynamics import batch_size, dead_units, instability, more_epochs, plateau
+from .fit import over_regularisation, overfitting, underfitting
 from .learning_rate import lr_too_high, lr_too_low
 from .outcome import performance, rating, success
 
 # Rule order matters: later rules read what earlier ones found (ctx.fired).
-RULES = (divergence, instability, lr_too_high, lr_too_low, overfitting, underfitting, more_epochs,
-         plateau, dead_units, success)
+RULES = (divergence, instability, over_regularisation, lr_too_high, lr_too_low, overfitting, underfitting,
+         batch_size, more_epochs, plateau, dead_units, success)
 
 __all__ = ["RULES", "Context", "divergence", "headline", "make_advice", "performance", "rating"]

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..curves import detrended_std
+from ..curves import detrended_std, fitted_gain
 from ..formatting import loss_str, pct, pts, sig
 from ..thresholds import THRESHOLDS as T
 from ..types import Advice
@@ -89,7 +89,8 @@ def more_epochs(ctx: Context) -> list[Advice]:
     c, cfg, run = ctx.curves, ctx.cfg, ctx.run
     if run.status != "succeeded" or ctx.has("divergence"):
         return []
-    info = still_improving(ctx)
+    steep = _steep_short_run(ctx)
+    info = still_improving(ctx) or steep
     if info is None:
         return []
     new_epochs = longer_epochs(cfg["epochs"])
@@ -106,12 +107,31 @@ def more_epochs(ctx: Context) -> list[Advice]:
                  f"{pts(info['threshold'])}) and {best_text} ({last_epoch}). Train {new_epochs} epochs instead "
                  f"of {cfg['epochs']}: expected +{100 * expected:.1f} points over {extra} more epochs "
                  f"(extrapolated from the last {k} epochs with a logarithmic fit).")
+    if steep is not None:
+        rationale += (f" The run stopped after only {c.n} epochs (at most {int(T['short_run_epochs'])}) while its "
+                      f"last epoch still added {pts(steep['last_gain'])} (threshold {pts(steep['threshold'])}): "
+                      f"it is far from converged, so training longer comes first.")
     evidence = {**info, "expected_gain_points": 100 * expected, "extra_epochs": extra,
-                "new_epochs": new_epochs}
+                "new_epochs": new_epochs, "short_and_steep": steep is not None}
     confidence = 0.6 + 0.2 * ramp(info["gain"], info["threshold"], 2 * info["threshold"])
-    return [make_advice("more_epochs", "medium",
+    return [make_advice("more_epochs", "high" if steep is not None else "medium",
                         f"Still improving: train longer (expected +{100 * expected:.1f} points)",
                         rationale, {"epochs": new_epochs}, confidence, evidence)]
+
+
+def _steep_short_run(ctx: Context) -> dict | None:
+    """A short run (<= short_run_epochs) whose val accuracy still rose steeply over its last epoch."""
+    c = ctx.curves
+    if not 2 <= c.n <= T["short_run_epochs"]:
+        return None
+    last_gain = float(c.val_acc[-1] - c.val_acc[-2])
+    threshold = max(T["steep_gain_points"] / 100, ctx.val_noise(float(c.val_acc[-1])))
+    if last_gain <= threshold or float(np.max(c.val_acc)) > float(c.val_acc[-1]):
+        return None
+    k = ctx.k
+    return {"gain": fitted_gain(c.val_acc[-k:]), "last_gain": last_gain, "window": k, "threshold": threshold,
+            "best_epoch": int(c.epoch[-1]), "last_epoch": int(c.epoch[-1]),
+            "noise": ctx.val_noise(float(c.val_acc[-1]))}
 
 
 def _extrapolate(epochs: np.ndarray, accuracy: np.ndarray, extra: int) -> float:
@@ -134,12 +154,7 @@ def plateau(ctx: Context) -> list[Advice]:
     if c.n < T["min_epochs_for_trends"] or ctx.has("divergence"):
         return []
     k = ctx.k
-    window = c.val_acc[-k:]
-    noise = detrended_std(window) if k >= 4 else 0.0
-    noise_threshold = max(T["noise_std_points"] / 100,
-                          T["noise_binomial_multiple"] * ctx.val_noise(float(np.mean(window))))
-    drops = int(np.sum(np.diff(window) < 0))
-    noisy = drops >= 1 and noise > noise_threshold  # a curve that only rises is bending, not noisy
+    noisy, noise, noise_threshold = _noisy_val(ctx)
     best_index = int(np.argmax(c.val_acc))
     since_best = int(c.epoch[-1] - c.epoch[best_index])
     stalled = (cfg["lr_schedule"] == "constant" and since_best >= T["plateau_patience"]
@@ -192,6 +207,55 @@ def plateau(ctx: Context) -> list[Advice]:
     return advices
 
 
+def _noisy_val(ctx: Context) -> tuple[bool, float, float]:
+    """(noisy, scatter, threshold): the last window's val accuracy drops at least once and scatters
+    around its linear trend more than noise_std_points and the binomial noise of the val set."""
+    window = ctx.curves.val_acc[-ctx.k:]
+    noise = detrended_std(window) if ctx.k >= 4 else 0.0
+    threshold = max(T["noise_std_points"] / 100,
+                    T["noise_binomial_multiple"] * ctx.val_noise(float(np.mean(window))))
+    drops = int(np.sum(np.diff(window) < 0))
+    return drops >= 1 and noise > threshold, noise, threshold  # only rising: bending, not noisy
+
+
+def batch_size(ctx: Context) -> list[Advice]:
+    """A batch so large the run made too few updates, or so small the val curve is noise."""
+    c, cfg = ctx.curves, ctx.cfg
+    if c.n < 2 or ctx.has("divergence"):
+        return []
+    batch = cfg["batch_size"]
+    steps = c.n * ctx.steps_per_epoch
+    ta_last = float(c.train_acc[-1])
+    if (batch >= T["large_batch"] and steps < T["large_batch_max_steps"]
+            and ta_last < T["large_batch_train_accuracy"]):
+        new = int(T["large_batch_target"])
+        rationale = (f"Batches of {batch} gave only {ctx.steps_per_epoch} optimizer steps per epoch, {steps:,} in "
+                     f"the whole run (threshold {int(T['large_batch_max_steps'])}), and training accuracy is "
+                     f"{pct(ta_last)} (below {pct(T['large_batch_train_accuracy'])}): the network is short of "
+                     f"updates, not of data. Use batches of {new} ({batch // new}x the steps per epoch at the same "
+                     f"rate); alternatively keep the batch and raise the rate.")
+        evidence = {"batch_size": batch, "steps_per_epoch": ctx.steps_per_epoch, "optimizer_steps": steps,
+                    "final_train_accuracy": ta_last, "mode": "large"}
+        confidence = 0.65 + 0.15 * ramp(T["large_batch_max_steps"] - steps, 0, T["large_batch_max_steps"] / 2)
+        return [make_advice("batch_size", "high", f"Batch too large: {batch} -> {new} for more updates",
+                            rationale, {"batch_size": new}, confidence, evidence)]
+    if batch <= T["small_batch"] and c.n >= T["min_epochs_for_trends"]:
+        noisy, noise, threshold = _noisy_val(ctx)
+        if not noisy:
+            return []
+        new = int(T["small_batch_target"])
+        rationale = (f"Batches of {batch} (at most {int(T['small_batch'])}) make every step noisy: validation "
+                     f"accuracy scatters {pts(noise)} around its trend over the last {ctx.k} epochs where "
+                     f"{pts(threshold)} is expected from {ctx.n_val:,} validation images. Use batches of {new} "
+                     f"({new // batch}x fewer, less noisy steps per epoch).")
+        evidence = {"batch_size": batch, "noise_points": 100 * noise, "noise_threshold_points": 100 * threshold,
+                    "mode": "small"}
+        return [make_advice("batch_size", "medium", f"Batch too small: {batch} -> {new} for steadier steps",
+                            rationale, {"batch_size": new}, 0.55 + 0.2 * ramp(noise, threshold, threshold),
+                            evidence)]
+    return []
+
+
 def dead_units(ctx: Context) -> list[Advice]:
     c, cfg = ctx.curves, ctx.cfg
     if c.n == 0 or ctx.has("divergence"):
@@ -210,7 +274,7 @@ def dead_units(ctx: Context) -> list[Advice]:
     if activation in ("relu", "leaky_relu"):
         if last <= T["dead_fraction"]:
             return []
-        priority = "high" if last > T["dead_fraction_severe"] else "medium"
+        priority = "high" if last > T["dead_fraction_severe"] and not _tiny(cfg) else "medium"
         if activation == "relu":
             changes = {"activation": "leaky_relu", "learning_rate": lr / factor}
             rationale = (f"{100 * last:.0f}% of the hidden ReLU units output 0 on every validation image at the "
@@ -234,7 +298,12 @@ def dead_units(ctx: Context) -> list[Advice]:
                  f"image){trend}, threshold {100 * T['saturated_fraction']:.0f}%: their gradient is below 2%. "
                  f"Lower the learning rate {factor:g}x ({sig(lr)} -> {sig(lr / factor)}); Xavier initialisation "
                  f"is already used for tanh.")
-    priority = "high" if last > T["dead_fraction_severe"] else "medium"
+    priority = "high" if last > T["dead_fraction_severe"] and not _tiny(cfg) else "medium"
     return [make_advice("dead_units", priority, "Many saturated tanh units: lower the rate", rationale,
                         {"learning_rate": lr / factor}, 0.65 + 0.15 * ramp(last, T["saturated_fraction"], 0.3),
                         evidence)]
+
+
+def _tiny(cfg: dict) -> bool:
+    """A hidden layer so narrow that capacity, not dead units, is the first problem (underfitting outranks)."""
+    return min(cfg["hidden_layers"]) < T["capacity_over_dead_width"]

@@ -98,17 +98,62 @@ def _parameter_count(hidden: list[int]) -> int:
     return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
+def over_regularisation(ctx: Context) -> list[Advice]:
+    """Heavy dropout / L2 smothers the fit: train accuracy low and close to val, train loss high."""
+    c, cfg = ctx.curves, ctx.cfg
+    if c.n < T["min_epochs_for_trends"] or ctx.has("divergence"):
+        return []
+    dropout, l2 = cfg["dropout"], cfg["l2"]
+    heavy_dropout = dropout >= T["overreg_dropout"]
+    heavy_l2 = l2 >= T["overreg_l2"]
+    ta_last, tl_last = float(c.train_acc[-1]), float(c.train_loss[-1])
+    gap = ta_last - float(c.val_acc[-1])
+    if not ((heavy_dropout or heavy_l2) and ta_last < T["overreg_train_accuracy"]
+            and 100 * gap < T["overreg_max_gap_points"] and tl_last > T["overreg_min_train_loss"]):
+        return []
+    changes: dict = {}
+    said = []
+    if heavy_dropout:
+        changes["dropout"] = round(min(T["overreg_dropout_target"], dropout / 2), 2)
+        said.append(f"dropout {dropout:g} -> {changes['dropout']:g}")
+    if heavy_l2:
+        changes["l2"] = min(l2 / T["overreg_l2_factor"], T["overreg_l2_target"])
+        said.append(f"l2 {l2:g} -> {changes['l2']:g}")
+    heavy = [f"dropout {dropout:g} (heavy from {T['overreg_dropout']:g})" if heavy_dropout else "",
+             f"l2 {l2:g} (heavy from {T['overreg_l2']:g})" if heavy_l2 else ""]
+    rationale = (f"The network is over-regularised: {' and '.join(h for h in heavy if h)} hold the fit down. "
+                 f"Training accuracy{' (measured with dropout on)' if dropout > 0 else ''} is only "
+                 f"{pct(ta_last)} (threshold {pct(T['overreg_train_accuracy'])}), within {pts(gap)} of validation "
+                 f"(threshold {T['overreg_max_gap_points']:g} points: the net is not memorising), and the final "
+                 f"training loss is {loss_str(tl_last)} (above {loss_str(T['overreg_min_train_loss'])}; a fitted "
+                 f"MLP reaches about 0.25). Reduce the regularisation: {', '.join(said)}; add it back gradually "
+                 f"only if the train/val gap opens.")
+    evidence = {"dropout": dropout, "l2": l2, "final_train_accuracy": ta_last, "final_train_loss": tl_last,
+                "gap_points": 100 * gap,
+                "thresholds": {name: T[name] for name in ("overreg_dropout", "overreg_l2", "overreg_train_accuracy",
+                                                          "overreg_max_gap_points", "overreg_min_train_loss")}}
+    confidence = (0.7 + 0.1 * (heavy_dropout and heavy_l2)
+                  + 0.15 * ramp(T["overreg_train_accuracy"] - ta_last, 0, 0.1))
+    return [make_advice("over_regularisation", "high", "Over-regularised: reduce dropout / L2",
+                        rationale, changes, confidence, evidence)]
+
+
 def underfitting(ctx: Context) -> list[Advice]:
     c, cfg = ctx.curves, ctx.cfg
     if c.n < T["min_epochs_for_trends"]:
         return []
-    if any(ctx.has(kind) for kind in ("divergence", "lr_too_low", "lr_too_high", "instability")):
-        return []  # the optimiser, not the capacity, is what holds the training accuracy down
+    hidden = list(cfg["hidden_layers"])
+    # A hidden layer this narrow caps the accuracy whatever the rate: report it beside rate advice.
+    blockers = ("divergence", "lr_too_low") if min(hidden) < T["capacity_over_dead_width"] else (
+        "divergence", "lr_too_low", "lr_too_high", "instability")
+    if min(hidden) >= T["tiny_width"]:
+        blockers += ("over_regularisation",)  # wide enough: the regularisation is what holds it down
+    if any(ctx.has(kind) for kind in blockers):
+        return []  # the optimiser (or the regularisation), not the capacity, holds the training accuracy down
     k = ctx.k
     ta_last = float(c.train_acc[-1])
     gain = fitted_gain(c.train_acc[-k:])
     gap = ta_last - float(c.val_acc[-1])
-    hidden = list(cfg["hidden_layers"])
     tiny = min(hidden) < T["tiny_width"]
     flat = 100 * gain < T["underfit_flat_points"]
     if not (ta_last < T["underfit_train_accuracy"] and (flat or tiny)

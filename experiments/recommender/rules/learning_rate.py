@@ -56,6 +56,8 @@ def lr_too_high(ctx: Context) -> list[Advice]:
         parts.append(f"{sig(lr)} is high for {cfg['optimizer']} (>= "
                      f"{sig(T['high_lr_for_optimizer'][cfg['optimizer']])})")
     priority = "medium" if unstable and not lr_is_very_high(cfg) else "high"
+    if ctx.has("over_regularisation") and not lr_is_high(cfg):
+        priority = "medium"  # heavy L2/dropout also shake the loss at a usual rate: reduce them first
     confidence = 0.45
     if oscillation:
         confidence = 0.55 + 0.25 * ramp(oscillation[2], T["oscillation_fraction"], 0.3)
