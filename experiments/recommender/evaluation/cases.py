@@ -2,8 +2,9 @@
 
 Each `Case` names the problem it was built to show (`expected`, a recommender kind where one
 exists; "over_regularisation" and "batch_size" got their rules after the baseline) and a
-complete config fragment valid under `training.config.TrainingConfig`. Every case runs on each of its seeds (the config's `seed`). Cases on more than
-`LARGE_TRAIN_SIZE` images are `large`: `evaluate_recommender --quick` skips them.
+complete config fragment valid under `training.config.TrainingConfig`. Every case runs on each
+of its seeds (the config's `seed`). Cases on more than `LARGE_TRAIN_SIZE` images are `large`:
+`evaluate_recommender --quick` skips them.
 """
 
 from __future__ import annotations
