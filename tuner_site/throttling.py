@@ -16,11 +16,15 @@ from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 logger = logging.getLogger(__name__)
 
 
-class FailOpenThrottleMixin:
-    """Throttles count in Redis; with Redis unreachable a throttle lets the request through
-    (logged) instead of turning it into a 500: the database, not Redis, is what a request
-    needs, and a creation then still answers 201 `queued` (the reconciler sends the run once
-    the broker is back)."""
+class FailOpenScopedRateThrottle(ScopedRateThrottle):
+    """The default throttle (settings DEFAULT_THROTTLE_CLASSES): the rate of the view's
+    `throttle_scope`, per user, else per client address (`client_address`); a view without a
+    scope is not throttled.
+
+    Throttles count in Redis; with Redis unreachable this one lets the request through (logged)
+    instead of turning it into a 500: the database, not Redis, is what a request needs, and a
+    creation then still answers 201 `queued` (the reconciler sends the run once the broker is back).
+    """
 
     def allow_request(self, request, view):
         try:
@@ -29,29 +33,17 @@ class FailOpenThrottleMixin:
             logger.warning("throttle %s: cache unreachable; not throttling", type(self).__name__, exc_info=True)
             return True
 
-
-class FailOpenScopedRateThrottle(FailOpenThrottleMixin, ScopedRateThrottle):
-    """The default throttle (settings DEFAULT_THROTTLE_CLASSES): the rate of the view's
-    `throttle_scope`, per user, else per client address (`client_address`); a view without a
-    scope is not throttled."""
-
     def get_ident(self, request):  # anonymous requests only (else the user is the ident)
         return client_address(request)
 
 
-class WriteScopedRateThrottle(FailOpenThrottleMixin, ScopedRateThrottle):
-    """`ScopedRateThrottle` for writes only: reading a list that also accepts POSTs stays free.
-
-    Counts per user when authenticated, else per client address (as ScopedRateThrottle).
-    """
+class WriteScopedRateThrottle(FailOpenScopedRateThrottle):
+    """The default throttle for writes only: reading a list that also accepts POSTs stays free."""
 
     def allow_request(self, request, view):
         if request.method in SAFE_METHODS:
             return True
         return super().allow_request(request, view)
-
-    def get_ident(self, request):  # anonymous requests only (else the user is the ident)
-        return client_address(request)
 
 
 def client_address(request) -> str | None:

@@ -25,7 +25,6 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from experiments import health, live, selectors, services
@@ -37,7 +36,7 @@ from experiments.models import Experiment
 from experiments.services import tokens
 from training.config import config_schema
 from tuner_site.auth import lockout_message, lockout_seconds
-from tuner_site.throttling import FailOpenThrottleMixin, WriteScopedRateThrottle
+from tuner_site.throttling import WriteScopedRateThrottle
 
 # --------------------------------------------------------------------------- plumbing
 
@@ -159,16 +158,6 @@ RUN_CREATED = {201: s.ExperimentDetailOutputSerializer, 400: CONFIG_INVALID, 401
                404: NOT_FOUND, 409: STORAGE_FULL, 429: QUOTA}
 
 # --------------------------------------------------------------------------- auth & schema
-
-
-class TokenObtainThrottle(FailOpenThrottleMixin, SimpleRateThrottle):
-    """Slows password guessing: 30 attempts a minute per client address."""
-
-    scope = "token_obtain"
-    rate = "30/min"
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 class TokenObtainView(ApiView):

@@ -56,7 +56,7 @@ def file_size(path: str | Path) -> int:
         return 0
 
 
-# --------------------------------------------------------------------------- a run's end and epochs
+# --------------------------------------------------------------------------- a run's end
 
 
 def on_run_ended(experiment: Experiment) -> None:
@@ -72,14 +72,6 @@ def on_run_ended(experiment: Experiment) -> None:
     experiment.checkpoint_bytes, experiment.weights_bytes = 0, file_size(row["weights_path"])
     Experiment.objects.filter(pk=experiment.pk, status__in=Experiment.FINISHED_STATUSES).update(
         checkpoint_bytes=0, weights_bytes=experiment.weights_bytes)
-
-
-def checkpoint_size_record(*, experiment_id: int) -> None:
-    """After an epoch is stored: the size of the run's checkpoint on disk now (the trainer
-    writes the epoch's checkpoint right after, so this is the previous epoch's; the size barely
-    changes between epochs). Only while the run is running: an ended run's is 0."""
-    path = Experiment.objects.filter(pk=experiment_id).values_list("checkpoint_path", flat=True).first()
-    Experiment.objects.filter(pk=experiment_id, status=Status.RUNNING).update(checkpoint_bytes=file_size(path))
 
 
 # --------------------------------------------------------------------------- the per-user limit

@@ -38,7 +38,7 @@ from experiments import broker, events, live
 from experiments.errors import LeaseLost
 from experiments.faults import FINAL_COMMIT, fault_point
 from experiments.models import EpochMetric, Experiment
-from experiments.services.artifacts import checkpoint_size_record
+from experiments.services.artifacts import file_size
 from experiments.services.inspection import misclassified_record
 from experiments.services.lifecycle import run_end
 from experiments.services.sweeps import sweep_trial_prune_check
@@ -184,7 +184,11 @@ def _holding(lease: int) -> dict[str, Any]:
 
 
 def experiment_record_epoch(*, experiment_id: int, lease: int, metrics: EpochMetrics) -> EpochMetric:
-    """Upsert one epoch's metrics (idempotent by epoch), then publish it."""
+    """Upsert one epoch's metrics (idempotent by epoch), then publish it.
+
+    The row also records the checkpoint's size on disk (the trainer writes the epoch's
+    checkpoint right after this, so it is the previous epoch's; the size barely changes).
+    """
     values = {name: float(getattr(metrics, name)) for name in METRIC_FIELDS}
     with transaction.atomic():
         experiment = Experiment.objects.select_for_update().filter(pk=experiment_id, **_holding(lease)).first()
@@ -193,7 +197,8 @@ def experiment_record_epoch(*, experiment_id: int, lease: int, metrics: EpochMet
         row, _ = EpochMetric.objects.update_or_create(
             experiment_id=experiment_id, epoch=metrics.epoch, defaults=values)
         best = experiment.best_val_accuracy
-        update: dict[str, Any] = {"epochs_done": metrics.epoch, "heartbeat_at": timezone.now()}
+        update: dict[str, Any] = {"epochs_done": metrics.epoch, "heartbeat_at": timezone.now(),
+                                  "checkpoint_bytes": file_size(experiment.checkpoint_path)}
         if best is None or metrics.val_accuracy > best or experiment.best_epoch == metrics.epoch:
             update.update(best_val_accuracy=metrics.val_accuracy, best_epoch=metrics.epoch)
         Experiment.objects.filter(pk=experiment_id).update(**update)
@@ -363,7 +368,6 @@ class RunMonitor:
         except LeaseLost:
             self.lease_lost = True
             raise
-        with_db_retry(lambda: checkpoint_size_record(experiment_id=self.experiment_id))
         if self.sweep_id is not None and metrics.epoch < self.epochs and not self.pruned_message:
             # The trainer stops at its next should_stop() check, before the next batch.
             self.pruned_message = sweep_trial_prune_check(experiment_id=self.experiment_id, epoch=metrics.epoch)

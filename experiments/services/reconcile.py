@@ -38,11 +38,12 @@ Status = Experiment.Status
 
 def runs_reconcile(*, stale_after_seconds: float | None = None, queued_min_age_seconds: float = 10.0,
                    include_all_running: bool = False) -> dict[str, Any]:
-    """Re-enqueue runs the broker lost and runs whose worker vanished. Idempotent.
+    """One round of (a) to (e) of the module docstring; idempotent. Its report lists the runs
+    and sweeps each step acted on.
 
-    (a) `queued` runs older than `queued_min_age_seconds` whose task id is in neither the queue
-        nor kombu's unacked hash (Redis lost its data, or the enqueue never happened);
-    (b) `running` runs whose heartbeat is older than `stale_after_seconds` (default
+    (a) takes `queued` runs older than `queued_min_age_seconds` (also how long (d) leaves an
+        ended run's worker to do its own follow-up);
+    (b) takes `running` runs whose heartbeat is older than `stale_after_seconds` (default
         TUNER_HEARTBEAT_STALE_SECONDS), or every running run with `include_all_running` (a
         fresh stack where no worker of the previous one survives: runlab).
 

@@ -34,8 +34,12 @@ def lock_owner(owner) -> None:
     get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
 
 
-def active_runs(owner) -> int:
-    return Experiment.objects.filter(owner=owner, status__in=Experiment.ACTIVE_STATUSES).count()
+def free_run_slots(owner) -> int:
+    """How many more runs `owner` may have queued or running (TUNER_MAX_ACTIVE_RUNS_PER_USER),
+    counted under a lock on the owner's row: call it inside the transaction that creates them."""
+    lock_owner(owner)
+    active = Experiment.objects.filter(owner=owner, status__in=Experiment.ACTIVE_STATUSES).count()
+    return settings.TUNER_MAX_ACTIVE_RUNS_PER_USER - active
 
 
 def experiment_create(*, owner, config: dict[str, Any] | None, name: str = "",
@@ -45,22 +49,19 @@ def experiment_create(*, owner, config: dict[str, Any] | None, name: str = "",
 
     `links` are extra foreign keys set on the row (e.g. sweep=..., source_recommendation=...).
     `enqueue=False` leaves the run to a caller that executes it in-process (experiment_run).
-    `enforce_quota=False` is for sweep trials: a sweep's parallelism is its quota, checked
-    when the sweep is created (sweep_create). The storage limit applies to every run
-    (StorageLimitExceeded, see services/artifacts.py).
+    `enforce_quota=False` is for sweep trials: the sweep coordinator counts the owner's free
+    slots itself, under the same lock, before asking for trials (services/sweeps.py). The
+    storage limit applies to every run (StorageLimitExceeded, see services/artifacts.py).
     """
     training_config = config_validate(config=config)
     if parent is not None and parent.owner_id != owner.pk:
         raise ServiceError("parent must be one of your runs", errors={"parent": ["Not one of your runs."]})
-    limit = settings.TUNER_MAX_ACTIVE_RUNS_PER_USER
     with transaction.atomic():
-        if enforce_quota:
-            lock_owner(owner)
-            active = active_runs(owner)
-            if active >= limit:
-                raise QuotaExceeded(
-                    f"You already have {active} runs queued or running (limit {limit}). "
-                    "Wait for some to finish or cancel them.")
+        if enforce_quota and (free := free_run_slots(owner)) <= 0:
+            limit = settings.TUNER_MAX_ACTIVE_RUNS_PER_USER
+            raise QuotaExceeded(
+                f"You already have {limit - free} runs queued or running (limit {limit}). "
+                "Wait for some to finish or cancel them.")
         storage_check(owner=owner, config=training_config)  # sweep trials too: disk is not a slot
         experiment = Experiment.objects.create(
             owner=owner, name=name[:200], config=training_config.to_dict(), parent=parent,

@@ -34,10 +34,10 @@ from experiments.search import space as search_space
 from experiments.search.records import SweepSpec, warm_start_matches
 from experiments.services.artifacts import storage_check
 from experiments.services.runs import (
-    active_runs,
     enqueue_on_commit,
     experiment_cancel,
     experiment_create,
+    free_run_slots,
     lock_owner,
 )
 from training.config import ConfigError, TrainingConfig
@@ -114,9 +114,7 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
     created = max(sweep.trials_created, max((r.number for r in records), default=0))
     active = sum(r.status in Experiment.ACTIVE_STATUSES for r in records)
     budget = spec.effective_budget
-    lock_owner(sweep.owner)  # the quota check below must not race the owner's other creations
-    limit = settings.TUNER_MAX_ACTIVE_RUNS_PER_USER
-    free = limit - active_runs(sweep.owner)
+    free = free_run_slots(sweep.owner)  # under the owner's lock: no race with their other creations
     asker = None
     storage_full = ""  # the storage limit's message once it refused a trial
     fault_point(SWEEP_REFILL)
@@ -146,8 +144,8 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
     if sweep.status == Sweep.Status.QUEUED and created:
         sweep.status = Sweep.Status.RUNNING
     if active == 0 and created < budget and free <= 0:
-        sweep.message = (f"waiting for a free run slot: you have {limit} runs queued or running (the limit); "
-                         "its next trials start as they end")
+        sweep.message = (f"waiting for a free run slot: you have {settings.TUNER_MAX_ACTIVE_RUNS_PER_USER} runs "
+                         "queued or running (the limit); its next trials start as they end")
     elif sweep.message.startswith("waiting for a free run slot"):
         sweep.message = ""
     if storage_full and active == 0:  # nothing running whose end would try again: the sweep stops
@@ -258,11 +256,9 @@ def sweep_trial_retry(*, sweep: Sweep, experiment: Experiment) -> Experiment:
         if active >= sweep.parallelism:
             raise InvalidState(f"Sweep #{sweep.pk} already has {active} trials queued or running (its "
                                "parallelism); retry when one of them ends.")
-        lock_owner(sweep.owner)
-        limit = settings.TUNER_MAX_ACTIVE_RUNS_PER_USER
-        if active_runs(sweep.owner) >= limit:
-            raise QuotaExceeded(f"You already have {limit} runs queued or running (the limit); retry the trial "
-                                "when one of them ends.")
+        if free_run_slots(sweep.owner) <= 0:
+            raise QuotaExceeded(f"You already have {settings.TUNER_MAX_ACTIVE_RUNS_PER_USER} runs queued or "
+                                "running (the limit); retry the trial when one of them ends.")
         attempts = experiment.attempts
         if experiment.status == Status.FAILED or attempts >= settings.TUNER_MAX_ATTEMPTS:
             attempts = 0
