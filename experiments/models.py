@@ -74,6 +74,12 @@ class Experiment(models.Model):
     misclassified = models.JSONField(
         null=True, blank=True,
         help_text="Test images the final network gets wrong, computed once by the worker when the run ends.")
+    # Live diagnosis: what the recommender's per-epoch checks found while the run trained.
+    diagnoses = models.JSONField(
+        default=list, blank=True,
+        help_text="Problems recognised while training: [{epoch, kind, severity, title, message, changes}].")
+    stop_on_diagnosis = models.BooleanField(
+        default=False, help_text="Stop the run at the first critical live diagnosis, with its reason.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -182,7 +188,9 @@ class Sweep(models.Model):
     # (member, (value, label)): the search options of experiments/search/space.py, labelled.
     Strategy = models.TextChoices("Strategy", [
         ("GRID", ("grid", "Grid")), ("RANDOM", ("random", "Random")), ("TPE", ("tpe", "TPE (Bayesian)")),
-        ("QMC", ("qmc", "Quasi-Monte Carlo"))])
+        ("QMC", ("qmc", "Quasi-Monte Carlo")),
+        # Not offered to users: "Find the fix" sweeps try a fixed list of candidate changes.
+        ("CANDIDATES", ("candidates", "Candidate fixes"))])
     Pruner = models.TextChoices("Pruner", [
         ("NONE", ("none", "None")), ("MEDIAN", ("median", "Median")), ("ASHA", ("asha", "Successive halving (ASHA)"))])
     SecondObjective = models.TextChoices("SecondObjective", [
@@ -204,7 +212,7 @@ class Sweep(models.Model):
     name = models.CharField(max_length=200, blank=True)
     base_config = models.JSONField(help_text="The full validated config every trial starts from.")
     space = models.JSONField(help_text='{field: {"values": [...]}} or {field: {"low", "high", "scale", "type"}}.')
-    strategy = models.CharField(max_length=8, choices=Strategy.choices, default=Strategy.TPE)
+    strategy = models.CharField(max_length=12, choices=Strategy.choices, default=Strategy.TPE)
     objective = models.CharField(max_length=32, default=OBJECTIVE, editable=False,
                                  help_text="Maximised: the trial's best validation accuracy.")
     second_objective = models.CharField(max_length=12, choices=SecondObjective.choices,
@@ -223,6 +231,17 @@ class Sweep(models.Model):
     warm_start_runs = models.JSONField(default=list, blank=True,
                                        help_text="Ids of the earlier runs imported as completed trials.")
     message = models.TextField(blank=True, help_text="Why the sweep ended, or why it is waiting.")
+    diagnostic_pruning = models.BooleanField(
+        default=False, help_text="Also stop trials the live diagnosis finds hopeless (beside median/ASHA).")
+    # "Find the fix": a sweep of candidate changes to one finished run, compared with it.
+    fix_of = models.ForeignKey(Experiment, null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="fix_sweeps", help_text="The run whose diagnosis this sweep verifies.")
+    candidates = models.JSONField(
+        default=list, blank=True,
+        help_text="Find the fix: [{kind, title, changes}], trial n tries candidate n on the parent's config.")
+    fix_result = models.JSONField(
+        null=True, blank=True,
+        help_text="Find the fix: the measured gain per candidate and the winner, once every trial ended.")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -235,7 +254,7 @@ class Sweep(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=["queued", "running", "finished", "cancelled"]),
                                    name="sweep_status_valid"),
-            models.CheckConstraint(condition=Q(strategy__in=["grid", "random", "tpe", "qmc"]),
+            models.CheckConstraint(condition=Q(strategy__in=["grid", "random", "tpe", "qmc", "candidates"]),
                                    name="sweep_strategy_valid"),
             models.CheckConstraint(condition=Q(pruner__in=["none", "median", "asha"]), name="sweep_pruner_valid"),
             models.CheckConstraint(condition=Q(second_objective__in=["none", "seconds", "parameters"]),
