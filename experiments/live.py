@@ -31,6 +31,7 @@ SUMMARY_FIELDS = ("id", "name", "status", "config", "epochs_done", "best_val_acc
                   "duration_seconds")
 DETAIL_FIELDS = (*SUMMARY_FIELDS, "confusion_matrix", "per_class_accuracy", "class_names", "message",
                  "error_message", "children", "attempts", "worker_host", "performance_category", "analysis",
+                 "analysis_pending", "diagnoses", "stop_on_diagnosis",
                  "source_recommendation", "metrics", "recommendations", "links")
 # A status/finished event: the summary (less `id`: events carry `experiment`) and the detail's
 # fields that say how the run is doing, under the detail's names.
@@ -115,6 +116,11 @@ def run_detail(experiment: Experiment, *, request=None) -> dict[str, Any]:
         "children": selectors.experiment_children_ids(experiment=experiment),
         "worker_host": experiment.worker_host,
         "analysis": experiment.analysis,
+        # Finished, but its advice (and artifacts, and its sweep's next step) not yet stored:
+        # a client reading now can tell "no advice" from "advice not yet written".
+        "analysis_pending": experiment.post_run_pending,
+        "diagnoses": experiment.diagnoses or [],
+        "stop_on_diagnosis": experiment.stop_on_diagnosis,
         "source_recommendation": experiment.source_recommendation_id,
         "metrics": [metric_payload(row) for row in selectors.experiment_metrics(experiment=experiment)],
         "recommendations": [recommendation_payload(row)

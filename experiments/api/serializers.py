@@ -203,6 +203,13 @@ class ExperimentDetailOutputSerializer(ExperimentListOutputSerializer):
                                                      help_text="The recommendation this run applied.")
     analysis = serializers.JSONField(read_only=True, allow_null=True,
                                      help_text="The recommender's summary: convergence, generalisation gap.")
+    analysis_pending = serializers.BooleanField(
+        source="post_run_pending", read_only=True,
+        help_text="True from the final status until the run's recommendations (and artifacts) are stored.")
+    diagnoses = serializers.ListField(child=serializers.DictField(), read_only=True,
+                                      help_text="Problems the live diagnosis recognised while the run trained.")
+    stop_on_diagnosis = serializers.BooleanField(read_only=True,
+                                                 help_text="Stop at the first critical live diagnosis.")
     confusion_matrix = serializers.ListField(
         child=serializers.ListField(child=serializers.IntegerField()), read_only=True, allow_null=True,
         help_text="Test-set counts, [true class][predicted class].")

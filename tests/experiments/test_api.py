@@ -29,7 +29,7 @@ LIST_KEYS = {"id", "name", "status", "config", "epochs_done", "best_val_accuracy
 DETAIL_KEYS = LIST_KEYS | {"confusion_matrix", "per_class_accuracy", "class_names", "message",
                            "error_message", "children", "attempts", "worker_host", "metrics",
                            "recommendations", "links", "performance_category", "analysis",
-                           "source_recommendation"}
+                           "analysis_pending", "diagnoses", "stop_on_diagnosis", "source_recommendation"}
 METRIC_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
                "seconds", "samples_per_second", "gradient_norm", "gradient_norm_max", "dead_unit_fraction"}
 RECOMMENDATION_KEYS = {"id", "kind", "priority", "title", "rationale", "changes", "confidence", "evidence",
