@@ -1,7 +1,8 @@
 """The one wire format of a run: the REST API and the websockets send the same objects.
 
 - run summary  = an item of GET /api/experiments/; `status` and `finished` events carry the
-                 summary plus message, error_message, attempts and performance_category, all
+                 summary plus message, error_message, attempts, performance_category and
+                 analysis_pending (true until the run's advice is stored), all
                  named as in the detail (a client merges an event into a run it got over REST);
 - run detail   = GET /api/experiments/<id>/ = summary + results, metrics, recommendations,
                  links; the websocket snapshot's `experiment` is exactly this object;
@@ -35,7 +36,8 @@ DETAIL_FIELDS = (*SUMMARY_FIELDS, "confusion_matrix", "per_class_accuracy", "cla
                  "source_recommendation", "metrics", "recommendations", "links")
 # A status/finished event: the summary (less `id`: events carry `experiment`) and the detail's
 # fields that say how the run is doing, under the detail's names.
-STATUS_EVENT_FIELDS = (*SUMMARY_FIELDS[1:], "message", "error_message", "attempts", "performance_category")
+STATUS_EVENT_FIELDS = (*SUMMARY_FIELDS[1:], "message", "error_message", "attempts", "performance_category",
+                       "analysis_pending")
 RECOMMENDATION_FIELDS = ("id", "kind", "priority", "title", "rationale", "changes", "confidence", "evidence",
                          "applied_at", "outcome_delta", "improved")
 
@@ -77,7 +79,10 @@ def run_summary(experiment: Experiment) -> dict[str, Any]:
 
 def _progress_fields(experiment: Experiment) -> dict[str, Any]:
     return {"message": experiment.message, "error_message": experiment.error_message,
-            "attempts": experiment.attempts, "performance_category": experiment.performance_category}
+            "attempts": experiment.attempts, "performance_category": experiment.performance_category,
+            # Finished, but its advice (and artifacts, and its sweep's next step) not yet stored:
+            # a client reading now can tell "no advice" from "advice not yet written".
+            "analysis_pending": experiment.post_run_pending}
 
 
 def metric_payload(row: EpochMetric) -> dict[str, Any]:
@@ -116,9 +121,6 @@ def run_detail(experiment: Experiment, *, request=None) -> dict[str, Any]:
         "children": selectors.experiment_children_ids(experiment=experiment),
         "worker_host": experiment.worker_host,
         "analysis": experiment.analysis,
-        # Finished, but its advice (and artifacts, and its sweep's next step) not yet stored:
-        # a client reading now can tell "no advice" from "advice not yet written".
-        "analysis_pending": experiment.post_run_pending,
         "diagnoses": experiment.diagnoses or [],
         "stop_on_diagnosis": experiment.stop_on_diagnosis,
         "source_recommendation": experiment.source_recommendation_id,

@@ -109,6 +109,13 @@ def recommender_stats() -> list[dict]:
     return stats
 
 
+def recommendation_outcomes() -> dict[str, tuple[int, int]]:
+    """Per kind, across all users: (applied advice whose child finished, of those the ones that helped)."""
+    rows = (Recommendation.objects.filter(improved__isnull=False).values("kind")
+            .annotate(evaluated=Count("id"), helped=Count("id", filter=Q(improved=True))))
+    return {row["kind"]: (row["evaluated"], row["helped"]) for row in rows}
+
+
 def experiment_children_ids(*, experiment: Experiment) -> list[int]:
     # Only the owner's runs: a derived run is always created by the parent's owner.
     return list(experiment.children.filter(owner_id=experiment.owner_id)

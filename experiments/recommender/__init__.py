@@ -7,7 +7,8 @@ Pure Python + NumPy (no Django): callers pass plain data.
 """
 
 from .analysis import analyze
+from .lab import LabRecord
 from .thresholds import THRESHOLDS
 from .types import Advice, Analysis, RunSummary
 
-__all__ = ["THRESHOLDS", "Advice", "Analysis", "RunSummary", "analyze"]
+__all__ = ["THRESHOLDS", "Advice", "Analysis", "LabRecord", "RunSummary", "analyze"]

@@ -16,6 +16,7 @@ from .changes import config_view, valid_changes
 from .curves import Curves
 from .formatting import jsonable
 from .history import history_advice
+from .lab import LabRecord
 from .rules import RULES, Context, divergence, performance, rating
 from .thresholds import THRESHOLDS
 from .types import INFO_KINDS, PRIORITIES, PRIORITY_RANK, Advice, Analysis, RunSummary
@@ -25,14 +26,16 @@ __all__ = ["analyze"]
 T = THRESHOLDS
 
 
-def analyze(run: RunSummary, history=()) -> Analysis:
-    """Diagnose `run` (and compare it with `history`, the user's other runs)."""
+def analyze(run: RunSummary, history=(), *, lab: LabRecord | None = None) -> Analysis:
+    """Diagnose `run` (and compare it with `history`, the user's other runs); `lab` holds how
+    often each kind of advice helped when applied in this lab, which ranks advice of equal
+    priority once a kind has enough outcomes."""
     # Stored metrics of a diverging run can be huge: overflow to inf is expected and handled.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        return _analyze(run, history)
+        return _analyze(run, history, lab or LabRecord())
 
 
-def _analyze(run: RunSummary, history) -> Analysis:
+def _analyze(run: RunSummary, history, lab: LabRecord) -> Analysis:
     cfg = config_view(run.config)
     all_curves = Curves.from_epochs(run.epochs)
     curves = all_curves.head(all_curves.finite_n)
@@ -56,11 +59,23 @@ def _analyze(run: RunSummary, history) -> Analysis:
         raw.extend(a for a in (_finalise(run.config, advice)
                                for advice in history_advice(run, history, summary["best_val_accuracy"]))
                    if a is not None)
-    return Analysis(recommendations=_ordered(raw), category=category, summary=summary)
+    for advice in raw:
+        if advice.kind not in INFO_KINDS:
+            _cite_lab(advice, lab)
+    return Analysis(recommendations=_ordered(raw, lab), category=category, summary=summary)
 
 
-def _ordered(advices: list[Advice]) -> list[Advice]:
-    """Problems (and "train longer") by priority then confidence, then the information cards.
+def _cite_lab(advice: Advice, lab: LabRecord) -> None:
+    """Put the lab's record of this kind of advice in its evidence and, when any, its rationale."""
+    advice.evidence = {**advice.evidence, "lab": lab.of(advice.kind).to_dict()}
+    if text := lab.describe(advice.kind):
+        advice.rationale = f"{advice.rationale} {text}"
+
+
+def _ordered(advices: list[Advice], lab: LabRecord) -> list[Advice]:
+    """Problems (and "train longer") by priority, then by the chance they help (the lab's
+    measured help rate once the kind has enough outcomes, else the rule's confidence), then
+    the information cards.
 
     Information (performance, success, history) never outranks a problem: when one is present,
     an information card's priority is lowered to the lowest problem priority, so the stored
@@ -69,7 +84,8 @@ def _ordered(advices: list[Advice]) -> list[Advice]:
     def rank(advice: Advice) -> int:
         return PRIORITY_RANK.get(advice.priority, len(PRIORITY_RANK))
 
-    fixes = sorted((a for a in advices if a.kind not in INFO_KINDS), key=lambda a: (rank(a), -a.confidence))
+    fixes = sorted((a for a in advices if a.kind not in INFO_KINDS),
+                   key=lambda a: (rank(a), -lab.score(a.kind, a.confidence)))
     info = [a for a in advices if a.kind in INFO_KINDS]
     if fixes:
         floor = max(rank(a) for a in fixes)

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from experiments import events, live, selectors
 from experiments.models import Experiment, Recommendation
-from experiments.recommender import analyze
+from experiments.recommender import LabRecord, analyze
 from experiments.services.runs import experiment_create
 
 Status = Experiment.Status
@@ -37,7 +37,8 @@ def recommendations_generate(*, experiment_id: int) -> list[Recommendation]:
     if experiment.status == Status.CANCELLED and experiment.epochs_done < MIN_EPOCHS_FOR_ADVICE_AFTER_CANCEL:
         return []
     analysis = analyze(selectors.run_summary(experiment=experiment),
-                       selectors.recommender_history(experiment=experiment))
+                       selectors.recommender_history(experiment=experiment),
+                       lab=LabRecord(selectors.recommendation_outcomes()))
     with transaction.atomic():
         Recommendation.objects.filter(experiment=experiment).delete()
         rows = Recommendation.objects.bulk_create([

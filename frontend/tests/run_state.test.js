@@ -196,3 +196,20 @@ test("resyncRefused tells the server's refusal of a resync from other errors", (
   assert.equal(RS.resyncRefused({ type: "log", message: "too many resyncs" }), false);
   assert.equal(RS.resyncRefused(null), false);
 });
+
+test("recommendationsEmptyText tells 'not yet' from 'none'", () => {
+  const text = RS.recommendationsEmptyText;
+  assert.match(text({ status: "running" }), /appear when the run finishes/);
+  assert.equal(text({ status: "succeeded", analysis_pending: true }), "Analysing the run…");
+  assert.equal(text({ status: "succeeded", analysis_pending: false }), "No recommendations for this run.");
+  assert.match(text({ status: "cancelled", epochs_done: 1 }), /cancelled before/);
+  assert.match(text({ status: "failed" }), /failed/);
+});
+
+test("a recommendations event ends the pending analysis", () => {
+  const run = RS.applyRunEvent(RS.emptyRun(3), { type: "finished", seq: 1, status: "succeeded", analysis_pending: true });
+  assert.equal(run.analysis_pending, true);
+  const done = RS.applyRunEvent(run, { type: "recommendations", seq: 2, recommendations: [], performance_category: "good" });
+  assert.equal(done.analysis_pending, false);
+  assert.equal(RS.recommendationsEmptyText(done), "No recommendations for this run.");
+});

@@ -625,3 +625,25 @@ def test_a_script_queues_a_run_that_a_real_worker_trains(celery_worker, user, qu
     child = wait_for_status(Experiment.objects.get(pk=rerun.json()["id"]), Status.SUCCEEDED)
     assert child.config == experiment.config
     assert client.get(detail_url(experiment.pk)).json()["children"] == [child.pk]
+
+
+def test_a_run_read_between_its_final_status_and_its_advice_says_its_analysis_is_pending(
+        api_client, direct_delivery, user, quick_config, monkeypatch):
+    """The final status is stored before the advice: a client reading in between sees
+    analysis_pending instead of an empty list it cannot tell from "no advice"."""
+    from experiments.services import lifecycle
+
+    seen = []
+
+    def read_as_a_client(experiment):  # runs first of all run_ended subscribers: the window
+        seen.append(api_client.get(detail_url(experiment.pk)).json())
+
+    monkeypatch.setattr(lifecycle, "_subscribers", [read_as_a_client, *lifecycle._subscribers])
+    experiment = services.experiment_create(owner=user, config=quick_config)
+    services.experiment_run(experiment_id=experiment.pk)
+
+    during = seen[0]
+    assert during["status"] == "succeeded"
+    assert during["analysis_pending"] is True and during["recommendations"] == []
+    after = api_client.get(detail_url(experiment.pk)).json()
+    assert after["analysis_pending"] is False and after["recommendations"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from experiments import services
-from experiments.models import Experiment, Recommendation
+from experiments.models import EpochMetric, Experiment, Recommendation
+from experiments.recommender.lab import MIN_OUTCOMES_FOR_RANKING
 from tests.conftest import wait_for, wait_for_status
 from training.config import TrainingConfig
 
@@ -89,3 +91,41 @@ def test_a_cancelled_run_with_fewer_than_two_epochs_gets_no_advice(direct_delive
     experiment = services.experiment_create(owner=user, config=quick_config)
     services.experiment_cancel(experiment=experiment)
     assert services.recommendations_generate(experiment_id=experiment.pk) == []
+
+
+def _finished_smothered_run(owner) -> Experiment:
+    """A stored, finished [32] run with dropout 0.6 that learns slowly: over_regularisation and
+    lr_too_low are both high-priority advice for it (see tests/recommender/test_lab.py)."""
+    from tests.recommender.test_lab import smothered_run
+
+    summary = smothered_run()
+    experiment = Experiment.objects.create(owner=owner, config=summary.config, status=Experiment.Status.SUCCEEDED,
+                                           started_at=timezone.now(), finished_at=timezone.now(),
+                                           epochs_done=len(summary.epochs))
+    EpochMetric.objects.bulk_create(EpochMetric(experiment=experiment, **epoch) for epoch in summary.epochs)
+    return experiment
+
+
+def _record_outcomes(owner, kind: str, *, evaluated: int, helped: int) -> None:
+    """Applied advice of `kind` whose child runs finished, `helped` of them better than their parent."""
+    parent = Experiment.objects.create(owner=owner, config={}, status=Experiment.Status.SUCCEEDED)
+    Recommendation.objects.bulk_create(
+        Recommendation(experiment=parent, kind=kind, priority="high", title=kind, rationale="",
+                       applied_at=timezone.now(), improved=n < helped, outcome_delta=0.01 if n < helped else -0.01)
+        for n in range(evaluated))
+
+
+@pytest.mark.django_db
+def test_the_labs_measured_help_rate_across_users_ranks_advice_of_equal_priority(user, other_user):
+    experiment = _finished_smothered_run(user)
+    kinds = [row.kind for row in services.recommendations_generate(experiment_id=experiment.pk)]
+    assert kinds[:2] == ["over_regularisation", "lr_too_low"]  # by the rules' own confidence
+
+    # Other people's Apply & Run outcomes: lowering dropout rarely helped, raising the rate did.
+    _record_outcomes(other_user, "over_regularisation", evaluated=MIN_OUTCOMES_FOR_RANKING, helped=1)
+    _record_outcomes(other_user, "lr_too_low", evaluated=MIN_OUTCOMES_FOR_RANKING, helped=9)
+    rows = services.recommendations_generate(experiment_id=experiment.pk)
+    assert [row.kind for row in rows][:2] == ["lr_too_low", "over_regularisation"]
+    assert rows[0].evidence["lab"] == {"evaluated": MIN_OUTCOMES_FOR_RANKING, "helped": 9, "help_rate": 0.9,
+                                       "used_for_ranking": True}
+    assert f"applied and measured {MIN_OUTCOMES_FOR_RANKING} times; it helped 9 (90 %)" in rows[0].rationale

@@ -47,15 +47,6 @@
     return `status → ${run.status}${extra.length ? ` · ${extra.join(" · ")}` : ""}`;
   }
 
-  function emptyRecommendationsText(run) {
-    if (!RS.isTerminal(run.status)) return "Recommendations appear when the run finishes.";
-    if (run.performance_category) return "No recommendations for this run.";
-    if (run.status === "cancelled" && (run.epochs_done || 0) < 2) {
-      return "No recommendations: the run was cancelled before it had enough epochs to analyse.";
-    }
-    return "Analysing the run…";
-  }
-
   function create(options) {
     const dom = {
       currentRun: $("current-run"), runTitle: $("run-title"), runStatus: $("run-status"), connection: $("connection-state"),
@@ -148,7 +139,7 @@
         .some((key) => run[key] !== prev[key]);
       if (!changed) return;
       renderRecommendations(dom.recommendations, run.recommendations, {
-        baseConfig: run.config || null, labels: options.labels(), emptyText: emptyRecommendationsText(run),
+        baseConfig: run.config || null, labels: options.labels(), emptyText: RS.recommendationsEmptyText(run),
         onQuickApply: options.onQuickApply, onApplyRun: options.onApplyRun,
       });
       if (run.performance_category || run.analysis) {

@@ -15,7 +15,8 @@
 //   Markup per item: article.recommendation[data-kind][data-id] with .badge.badge-<priority>,
 //   .recommendation-title, .recommendation-rationale, ul.recommendation-changes (one
 //   li.recommendation-change[data-field] "field: old → new" each), button.quick-apply and
-//   button.apply-run (both disabled when the advice changes nothing).
+//   button.apply-run (both disabled when the advice changes nothing), span.recommendation-lab (the
+//   lab's measured help rate of this kind, from evidence.lab, when anyone applied it).
 //   Re-rendering identical data is a no-op (nothing is rebuilt, focus is kept).
 //
 //   renderPerformanceSummary(container, category, summary)
@@ -52,6 +53,14 @@
     }
     if (rec.applied_at) return "applied";
     return null;
+  }
+
+  // The lab's record of this kind of advice (evidence.lab: applied in this lab and measured).
+  function labText(rec) {
+    const lab = rec.evidence && typeof rec.evidence === "object" ? rec.evidence.lab : null;
+    if (!lab || typeof lab.evaluated !== "number" || lab.evaluated < 1) return null;
+    const rate = typeof lab.help_rate === "number" ? ` (${Math.round(lab.help_rate * 100)}%)` : "";
+    return `in this lab: helped ${lab.helped} of ${lab.evaluated} applied${rate}${lab.used_for_ranking ? " · ranks it" : ""}`;
   }
 
   function renderOne(rec, options) {
@@ -97,6 +106,7 @@
       ? el("span", { class: "recommendation-confidence muted", text: `confidence ${Math.round(rec.confidence * 100)}%` })
       : null;
     const outcome = outcomeText(rec);
+    const lab = labText(rec);
     return el("article", {
       class: `recommendation priority-${priority}`, dataset: { kind: rec.kind || "", id: String(rec.id) },
       "aria-labelledby": titleId,
@@ -110,6 +120,8 @@
       el("div", { class: "recommendation-actions" }, [
         quick, applyRun, confidence,
         outcome ? el("span", { class: "recommendation-outcome", text: outcome }) : null,
+        lab ? el("span", { class: "recommendation-lab muted", text: lab,
+          title: "Applied advice of this kind whose run finished, and how often it beat its parent (all users)" }) : null,
       ]),
     ]);
   }

@@ -162,7 +162,7 @@
     R.renderRecommendations(dom.recommendations, run.recommendations, {
       baseConfig: run.config,
       labels,
-      emptyText: RS.isTerminal(run.status) ? "No recommendations for this run." : "Recommendations appear when the run has finished.",
+      emptyText: RS.recommendationsEmptyText(run),
       onQuickApply: (changes) => { window.location.href = pages.tuner({ ...(run.config || {}), ...changes }); },
       onApplyRun: async (rec) => {
         dom.recommendationsError.textContent = "";
@@ -332,7 +332,7 @@
     if (changed("metrics")) charts.setMetrics(next.metrics);
     if (changed("config", "parent")) renderConfig();
     if (changed("analysis", "performance_category", "status")) renderSummary();
-    if (changed("recommendations", "status", "config")) renderRecommendations();
+    if (changed("recommendations", "status", "config", "analysis_pending")) renderRecommendations();
     if (changed("confusion_matrix", "per_class_accuracy", "class_names", "status")) {
       renderConfusion();
       renderPerClass();

@@ -14,7 +14,8 @@
 //   status/finished  every run-summary field but id: merged
 //   epoch            {epoch, ...metric fields, epochs}: appended once per epoch (a repeat is ignored)
 //   progress, log    kept in `progress` / `log`
-//   recommendations  {performance_category, analysis, recommendations}: replaced
+//   recommendations  {performance_category, analysis, recommendations}: replaced (analysis_pending
+//                    becomes false: the advice is what it was waiting for)
 // Anything else (pong, error, unknown types) and any event with seq <= run.seq leaves the state as it
 // is. Without a seq (a REST answer) a finished run never becomes active again: a stale poll or cancel
 // answer arriving late must not move it backwards; a numbered event may (a sweep trial retried).
@@ -111,7 +112,20 @@
       recommendations: Array.isArray(event.recommendations) ? event.recommendations : [],
       performance_category: event.performance_category === undefined ? run.performance_category : event.performance_category,
       analysis: event.analysis === undefined ? run.analysis : event.analysis,
+      analysis_pending: false,  // the advice is what the pending analysis was writing
     };
+  }
+
+  // What an empty recommendations list means for this run, in words.
+  function recommendationsEmptyText(run) {
+    if (!isTerminal(run.status)) return "Recommendations appear when the run finishes.";
+    if (run.analysis_pending) return "Analysing the run…";
+    if (run.status === "cancelled" && (run.epochs_done || 0) < 2) {
+      return "No recommendations: the run was cancelled before it had enough epochs to analyse.";
+    }
+    if (run.status === "failed") return "No recommendations: the run failed (its error says why).";
+    if (run.status === "pruned") return "No recommendations: its sweep's pruner stopped this trial early.";
+    return "No recommendations for this run.";
   }
 
   const HANDLERS = {
@@ -202,6 +216,6 @@
   return {
     STATUSES, ACTIVE, TERMINAL, STATUS_LEVEL, MAX_LOG,
     isActive, isTerminal, emptyRun, applyRunEvent, seqGap, resyncRefused,
-    epochsTotal, epochsDone, lastMetric, progressOf,
+    epochsTotal, epochsDone, lastMetric, progressOf, recommendationsEmptyText,
   };
 });
