@@ -153,3 +153,32 @@ THRESHOLDS: dict = {
     "history_min_difference_points": 1.0,  # mean best-val difference needed to claim a direction
     "history_max_changes": 3,  # move at most this many fields toward the best run
 }
+
+# --- live diagnosis (experiments/recommender/live_diagnosis.py: judged after every epoch) --------------
+# Calibrated on real runs of this trainer (default adam 1e-3 [256, 128] dropout 0.2 cosine on full data and
+# on 2 000 / 5 000 images; sgd 0.1, momentum 0.01, rmsprop, tanh, batch 32, a [1024, 512] net without
+# dropout) which must never get a critical finding, and flawed ones (adam 0.03-1, sgd 0.5-5, momentum
+# 0.2-0.5, rmsprop 0.01-0.1, rates 1e-5) which should, as early as possible.
+THRESHOLDS.update({
+    "live_explosion_ratio": 1.5,  # divergence: train loss >= 1.5x its minimum so far ...
+    "live_explosion_min_loss": 0.5 * math.log(10),  # ... and above 1.15 (half of uniform guessing)
+    "live_collapse_learned_accuracy": 0.30,  # divergence: val accuracy had reached this ...
+    "live_collapse_accuracy": 0.15,  # ... and fell to this or below (guessing is 10 %)
+    "live_grad_growth": 20.0,  # exploding gradients: the mean gradient norm grew > 20x its minimum so far ...
+    "live_grad_min_epoch": 2,  # ... (judged from epoch 2 on: epoch 1's norms are the reference)
+    "live_grad_critical_growth": 100.0,  # ... > 100x: critical (the run is about to diverge)
+    "live_grad_spike_ratio": 25.0,  # or one batch's norm > 25x the epoch's mean after epoch 1 (healthy: < 10)
+    "live_not_learning_epochs": 2,  # not learning: after at least this many epochs ...
+    "live_not_learning_min_steps": 20,  # ... and this many optimizer steps (1-step epochs say nothing yet) ...
+    "live_chance_margin": 0.10,  # ... the best val accuracy is still within 10 points of chance (<= 20 %), or
+    "live_slow_accuracy": 0.50,  # ... below 50 % by more than live_noise_sigmas binomial standard deviations
+    "live_noise_sigmas": 2.0,  # (sqrt(p(1-p)/n_val): 30 val images -> below ~32 %, 6 000 -> below ~49 %);
+    #                            healthy runs were >= 60 % after 2 epochs even on 300 images, rates 10-100x
+    #                            too low 30-47 % (sgd 1e-3 / 1e-4, adam 1e-5, rmsprop 1e-5, dropout 0.9)
+    "live_dead_fraction": 0.50,  # dead units (relu, leaky_relu): > 50 % of hidden units dead (warning) ...
+    "live_dead_critical_fraction": 0.90,  # ... > 90 % dead with val accuracy below ...
+    "live_dead_critical_accuracy": 0.50,  # ... this: critical (what is left cannot learn the task)
+    "live_saturated_fraction": 0.50,  # tanh: > 50 % of hidden units saturated (warning)
+    "live_plateau_patience": 5,  # plateau: no new best val accuracy for 5 epochs at a constant rate (warning)
+    "live_plateau_min_gain": 0.001,  # "new best" = above the previous best by more than 0.1 point
+})

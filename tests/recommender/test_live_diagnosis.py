@@ -1,0 +1,236 @@
+"""Live diagnosis on synthetic curves: every diagnosis fires at the epoch it appears, once per
+kind, with plain words, a fix and a valid config change; healthy curves get no critical finding."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from experiments.recommender.changes import valid_changes
+from experiments.recommender.live_diagnosis import (
+    Finding,
+    diagnose_epoch,
+    diagnose_trainer_divergence,
+    first_critical,
+)
+from experiments.recommender.thresholds import THRESHOLDS as T
+
+from .synthetic_runs import config, healthy_converged, make_run
+
+
+def run_of(curves: dict, **overrides):
+    return make_run(**curves, **overrides)
+
+
+def kinds_over_time(run) -> dict[str, Finding]:
+    """Call diagnose_epoch after every epoch, as the worker does; the first finding of each kind."""
+    seen: dict[str, Finding] = {}
+    for k in range(1, len(run.epochs) + 1):
+        for finding in diagnose_epoch(run.config, run.epochs[:k]):
+            seen.setdefault(finding.kind, finding)
+            assert finding.epoch <= k
+    return seen
+
+
+def flat(n: int, value: float) -> list[float]:
+    return [value] * n
+
+
+def learning(n: int) -> dict:
+    e = np.arange(n)
+    return dict(train_loss=list(1.0 * 0.8 ** e + 0.2), val_loss=list(0.9 * 0.8 ** e + 0.3),
+                train_acc=list(0.9 - 0.2 * 0.7 ** e), val_acc=list(0.88 - 0.2 * 0.7 ** e))
+
+
+def check_finding(finding: Finding, cfg: dict) -> None:
+    assert finding.message and finding.title
+    assert finding.changes == valid_changes(cfg, finding.changes)
+    assert finding.stop_reason().startswith(f"stopped at epoch {finding.epoch}: ")
+    assert finding.prune_reason().startswith(f"pruned at epoch {finding.epoch}: ")
+    data = finding.to_dict()
+    assert set(data) == {"epoch", "kind", "severity", "title", "message", "changes", "evidence"}
+
+
+def test_healthy_curves_get_no_finding():
+    run = run_of(healthy_converged(15), lr_schedule="cosine", epochs=15)
+    assert kinds_over_time(run) == {}
+
+
+def test_nan_loss_is_critical_divergence_at_its_epoch():
+    curves = learning(5)
+    curves["train_loss"][2] = math.nan
+    curves["val_loss"][2] = math.nan
+    run = run_of(curves, learning_rate=0.1, optimizer="sgd")
+    found = kinds_over_time(run)
+    finding = found["divergence"]
+    assert (finding.epoch, finding.severity) == (3, "critical")
+    assert finding.stop_reason() == "stopped at epoch 3: loss became NaN; lower the learning rate (0.1 → 0.01)"
+    assert finding.changes == {"learning_rate": 0.01}
+    check_finding(finding, run.config)
+    assert list(found) == ["divergence"]  # nothing echoes a divergence
+
+
+def test_loss_above_the_trainers_limit_is_divergence():
+    curves = learning(2)
+    curves["train_loss"][0] = 25.0
+    finding = diagnose_epoch(config(learning_rate=0.1), run_of(curves, learning_rate=0.1).epochs[:1])[0]
+    assert (finding.kind, finding.epoch) == ("divergence", 1)
+    assert "exploded to 25.0" in finding.message
+
+
+def test_loss_rising_far_above_its_minimum_is_divergence_before_the_trainers_limit():
+    curves = learning(6)
+    curves["train_loss"][3] = 2.0  # minimum so far 0.84; 2.0 > 1.5x and > 1.15
+    found = kinds_over_time(run_of(curves))
+    assert found["divergence"].epoch == 4
+    assert "2.4x its minimum of 0.840" in found["divergence"].message
+
+
+def test_a_small_rise_is_no_divergence():
+    curves = learning(6)
+    curves["train_loss"][3] = curves["train_loss"][2] * 1.2
+    assert "divergence" not in kinds_over_time(run_of(curves))
+
+
+def test_collapse_to_guessing_is_divergence():
+    curves = learning(6)
+    curves["val_acc"][4] = 0.1
+    assert kinds_over_time(run_of(curves))["divergence"].epoch == 5
+
+
+def test_gradient_norm_growth_is_exploding_gradients():
+    n = 6
+    grad = [2.0, 1.0, 1.5, 30.0, 200.0, 300.0]
+    found = kinds_over_time(run_of(learning(n), grad=grad))
+    finding = found["exploding_gradients"]
+    assert (finding.epoch, finding.severity) == (4, "warning")  # 30x the minimum of 1.0
+    assert "gradient_clip" in finding.changes
+    check_finding(finding, config())
+
+
+def test_very_large_gradient_growth_is_critical():
+    grad = [2.0, 1.0, 150.0]
+    finding = kinds_over_time(run_of(learning(3), grad=grad))["exploding_gradients"]
+    assert (finding.epoch, finding.severity) == (3, "critical")
+    assert finding.changes["learning_rate"] == pytest.approx(0.001 / 3, rel=0.01)
+    assert finding.message.startswith("gradient norm grew 150x")
+
+
+def test_one_batch_spike_after_epoch_one_is_a_warning():
+    grad = [1.0, 1.0, 1.0, 1.0]
+    grad_max = [20.0, 2.0, 40.0, 2.0]  # 20x in epoch 1 is normal (large initial gradients)
+    finding = kinds_over_time(run_of(learning(4), grad=grad, grad_max=grad_max))["exploding_gradients"]
+    assert (finding.epoch, finding.severity) == (3, "warning")
+
+
+def test_healthy_gradients_that_shrink_are_fine():
+    grad = [3.0, 2.0, 1.6, 1.4, 1.3, 1.2]
+    assert "exploding_gradients" not in kinds_over_time(run_of(learning(6), grad=grad))
+
+
+def test_val_accuracy_near_chance_after_two_epochs_is_not_learning():
+    n = 5
+    curves = dict(train_loss=flat(n, 2.3), val_loss=flat(n, 2.3), train_acc=flat(n, 0.1),
+                  val_acc=[0.1, 0.102, 0.11, 0.11, 0.11])
+    run = run_of(curves, optimizer="sgd", learning_rate=1e-5)
+    finding = kinds_over_time(run)["not_learning"]
+    assert (finding.epoch, finding.severity) == (2, "critical")
+    assert finding.prune_reason() == ("pruned at epoch 2: not learning — val 10.2 % after 2 epochs, near chance; "
+                                      "raise the learning rate (1e-05 → 0.0001)")
+    check_finding(finding, run.config)
+
+
+def test_far_too_slow_learning_is_critical_but_a_normal_start_is_not():
+    n = 4
+    slow = dict(train_loss=flat(n, 2.0), val_loss=flat(n, 2.0), train_acc=flat(n, 0.3),
+                val_acc=[0.25, 0.37, 0.42, 0.45])
+    finding = kinds_over_time(run_of(slow, learning_rate=1e-5))["not_learning"]
+    assert finding.epoch == 2 and finding.message.startswith("learning far too slowly — val 37.0 %")
+    normal = dict(slow, val_acc=[0.55, 0.62, 0.7, 0.74])  # the slowest healthy runs measured
+    assert "not_learning" not in kinds_over_time(run_of(normal))
+
+
+def test_not_learning_waits_for_enough_optimizer_steps():
+    n = 4
+    curves = dict(train_loss=flat(n, 2.3), val_loss=flat(n, 2.3), train_acc=flat(n, 0.1), val_acc=flat(n, 0.1))
+    # 1 000 images, batch 1024: one step per epoch; 20 steps are needed before judging
+    run = run_of(curves, train_size=1000, batch_size=1024)
+    assert "not_learning" not in kinds_over_time(run)
+
+
+def test_small_validation_sets_widen_the_slow_limit():
+    n = 3
+    curves = dict(train_loss=flat(n, 1.5), val_loss=flat(n, 1.5), train_acc=flat(n, 0.4),
+                  val_acc=[0.3, 0.4, 0.45])
+    # 300 images: 30 validation images, the binomial noise is ~9 points: 40 % is not "far too slow"
+    assert "not_learning" not in kinds_over_time(run_of(curves, train_size=300, batch_size=16))
+    assert "not_learning" in kinds_over_time(run_of(curves))
+
+
+def test_not_learning_fixes_match_the_cause():
+    n = 3
+    stuck = dict(train_loss=flat(n, 2.3), val_loss=flat(n, 2.3), train_acc=flat(n, 0.1), val_acc=flat(n, 0.1))
+    high = kinds_over_time(run_of(stuck, learning_rate=0.05))["not_learning"]
+    assert high.changes == {"learning_rate": 0.005}
+    heavy = kinds_over_time(run_of(stuck, dropout=0.9))["not_learning"]
+    assert heavy.changes == {"dropout": 0.2}
+    tiny = kinds_over_time(run_of(stuck, hidden_layers=[3]))["not_learning"]
+    assert tiny.changes == {"hidden_layers": [128]}
+
+
+def test_dead_units_warning_and_critical():
+    n = 4
+    dead = [0.1, 0.6, 0.7, 0.7]
+    finding = kinds_over_time(run_of(learning(n), dead=dead))["dead_units"]
+    assert (finding.epoch, finding.severity) == (2, "warning")
+    assert finding.changes == {"learning_rate": 0.000333, "activation": "leaky_relu"}
+    check_finding(finding, config())
+    curves = dict(learning(n), val_acc=[0.4, 0.45, 0.45, 0.45])
+    critical = kinds_over_time(run_of(curves, dead=[0.2, 0.95, 0.95, 0.95], train_size=1000))["dead_units"]
+    assert (critical.epoch, critical.severity) == (2, "critical")
+
+
+def test_tanh_saturation_is_a_warning():
+    finding = kinds_over_time(run_of(learning(3), dead=[0.1, 0.2, 0.6], activation="tanh"))["saturation"]
+    assert (finding.epoch, finding.severity) == (3, "warning")
+    assert "saturated" in finding.message
+
+
+def test_plateau_only_with_a_constant_schedule():
+    n = 10
+    val = [0.80, 0.84, 0.85, 0.85, 0.849, 0.85, 0.848, 0.85, 0.851, 0.85]
+    curves = dict(learning(n), val_acc=val)
+    finding = kinds_over_time(run_of(curves, lr_schedule="constant", epochs=n))["plateau"]
+    assert (finding.epoch, finding.severity) == (8, "warning")
+    assert finding.changes == {"lr_schedule": "cosine"}
+    assert "plateau" not in kinds_over_time(run_of(curves, lr_schedule="cosine", epochs=n))
+
+
+def test_each_kind_once_at_its_first_epoch_and_ordered():
+    curves = learning(8)
+    found = diagnose_epoch(config(), run_of(curves, dead=[0.6] * 8, grad=[1, 1, 30, 1, 1, 1, 1, 1]).epochs)
+    assert [f.kind for f in found] == ["dead_units", "exploding_gradients"]
+    assert [f.epoch for f in found] == [1, 3]
+    assert first_critical(found) is None
+
+
+def test_trainer_divergence_inside_an_epoch():
+    run = run_of(learning(2), learning_rate=0.5, optimizer="sgd")
+    finding = diagnose_trainer_divergence(run.config, run.epochs, "training loss became nan at epoch 3, batch 7")
+    assert (finding.epoch, finding.kind, finding.severity) == (3, "divergence", "critical")
+    assert finding.stop_reason() == "stopped at epoch 3: loss became NaN; lower the learning rate (0.5 → 0.05)"
+    empty = diagnose_trainer_divergence(run.config, [], "gradient norm became inf at epoch 1, batch 10")
+    assert empty.epoch == 1 and empty.title == "Loss became infinite"
+
+
+def test_odd_input_is_tolerated():
+    assert diagnose_epoch({}, []) == []
+    assert diagnose_epoch({"learning_rate": "x"}, [{"epoch": 1}, "junk"]) == []
+
+
+def test_thresholds_are_named():
+    for key in ("live_explosion_ratio", "live_grad_growth", "live_not_learning_epochs", "live_dead_fraction",
+                "live_plateau_patience", "live_slow_accuracy"):
+        assert key in T
