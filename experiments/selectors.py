@@ -304,6 +304,44 @@ def sweep_trials_table(*, sweep: Sweep) -> tuple[list[str], list[dict[str, Any]]
     return columns, rows
 
 
+# --------------------------------------------------------------------------- Find the fix
+
+
+def experiment_fix_sweeps(*, experiment: Experiment) -> list[Sweep]:
+    """The run's Find-the-fix sweeps, newest first."""
+    return list(Sweep.objects.filter(fix_of=experiment).order_by("-created_at", "-id"))
+
+
+def fix_sweep_payload(*, sweep: Sweep) -> dict[str, Any]:
+    """A fix sweep as the API and the page show it: each candidate with its trial's live status and,
+    once measured, its gain over the parent (the stored `fix_result` when the sweep has ended)."""
+    from experiments.recommender.fixes import fix_verdict
+
+    parent = sweep.fix_of
+    trials = {t.trial_number: t for t in sweep_trials(sweep=sweep)}
+    parent_best = parent.best_val_accuracy if parent else None
+    if parent is not None and parent_best is None and parent.status == Experiment.Status.DIVERGED:
+        parent_best = 0.0
+    measured = [{**candidate, "trial": trials[n].pk if n in trials else None,
+                 "status": trials[n].status if n in trials else "waiting",
+                 "best_val_accuracy": trials[n].best_val_accuracy if n in trials else None}
+                for n, candidate in enumerate(sweep.candidates or [], start=1)]
+    verdict = fix_verdict(parent_best, measured)
+    for row, (n, _) in zip(verdict["candidates"], enumerate(sweep.candidates or [], start=1)):
+        trial = trials.get(n)
+        row["number"] = n
+        row["epochs_done"] = trial.epochs_done if trial else 0
+        row["epochs"] = (trial.config or {}).get("epochs") if trial else None
+    result = sweep.fix_result
+    return {"id": sweep.pk, "name": sweep.name, "status": sweep.status, "message": sweep.message,
+            "parent": sweep.fix_of_id, "parent_best_val_accuracy": parent_best,
+            "created_at": sweep.created_at, "finished_at": sweep.finished_at,
+            "candidates": verdict["candidates"],
+            "winner": result.get("winner") if result else None,
+            "recommendation": result.get("recommendation") if result else None,
+            "fix_result": result}
+
+
 # --------------------------------------------------------------------------- API tokens
 
 # A token's public id: the start of its SHA-512 digest. The secret is never stored, and the

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 import experiments.api.inspect_views as inspect_views
-from experiments.api import sweep_views, views
+from experiments.api import fix_views, sweep_views, views
 
 app_name = "api"
 
@@ -15,6 +15,8 @@ EXPERIMENT_ACTIONS = {
     "predict": inspect_views.ExperimentPredictView,
     "misclassified": inspect_views.ExperimentMisclassifiedView,
     "filters": inspect_views.ExperimentFiltersView,
+    "find-fix": fix_views.ExperimentFindFixView,
+    "fixes": fix_views.ExperimentFixesView,
 }
 SWEEP_ACTIONS = {"cancel": sweep_views.SweepCancelView, "extend": sweep_views.SweepExtendView}
 

@@ -14,7 +14,7 @@ PRIORITY_RANK = {name: rank for rank, name in enumerate(PRIORITIES)}
 CATEGORIES = ("excellent", "good", "fair", "poor", "failed")
 STATUSES = ("succeeded", "failed", "diverged", "cancelled")
 # Kinds that inform rather than fix: kept even when their `changes` end up empty.
-INFO_KINDS = frozenset({"performance", "history", "success"})
+INFO_KINDS = frozenset({"performance", "history", "success", "verified_none"})
 # Kinds that flag a problem (everything else is information or a plain "train longer").
 PROBLEM_KINDS = frozenset({
     "divergence", "lr_too_high", "lr_too_low", "overfitting", "underfitting", "instability",

@@ -14,6 +14,7 @@ Status = Experiment.Status
 
 PRIORITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 MIN_EPOCHS_FOR_ADVICE_AFTER_CANCEL = 2
+VERIFIED_KINDS = ("verified_fix", "verified_none")
 
 
 def on_run_ended(experiment: Experiment) -> None:
@@ -40,7 +41,8 @@ def recommendations_generate(*, experiment_id: int) -> list[Recommendation]:
                        selectors.recommender_history(experiment=experiment),
                        lab=LabRecord(selectors.recommendation_outcomes()))
     with transaction.atomic():
-        Recommendation.objects.filter(experiment=experiment).delete()
+        # A Find-the-fix verdict (services/fixes.py) is measured, not derived: it survives a re-analysis.
+        Recommendation.objects.filter(experiment=experiment).exclude(kind__in=VERIFIED_KINDS).delete()
         rows = Recommendation.objects.bulk_create([
             Recommendation(
                 experiment=experiment, kind=advice.kind, priority=advice.priority,
