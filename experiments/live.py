@@ -151,6 +151,11 @@ def recommendations_event(experiment: Experiment, rows: list[Recommendation]) ->
             "analysis": experiment.analysis, "recommendations": [recommendation_payload(row) for row in rows]}
 
 
+def diagnosis_event(finding: dict[str, Any]) -> dict[str, Any]:
+    """A live diagnosis found while the run trains: an entry of the detail's `diagnoses`."""
+    return {"type": "diagnosis", "finding": finding}
+
+
 def publish_status(experiment: Experiment) -> None:
     """The run's status changed: tell its watchers and its owner's run list."""
     events.publish(experiment.pk, experiment.owner_id, status_event(experiment), to_user=True)

@@ -56,6 +56,17 @@ class TokenObtainInputSerializer(serializers.Serializer):
                                      style={"input_type": "password"})
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only: "yes", 1 or "true" are a 400, not a guess."""
+
+    default_error_messages = {"invalid": "Must be true or false, got {input!r}."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 @extend_schema_field({"type": "object", "additionalProperties": True})
 class ConfigField(serializers.JSONField):
     """A JSON object of hyperparameters; the service validates its contents."""
@@ -72,6 +83,11 @@ class ExperimentCreateInputSerializer(StrictInputSerializer):
     parent = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=1,
         help_text="Id of one of your runs this one derives from.",
+    )
+    stop_on_diagnosis = StrictBooleanField(
+        required=False, default=False,
+        help_text="Stop the run at its first critical live diagnosis (divergence, not learning, ...), with "
+                  "the reason in its message.",
     )
 
     def validate_config(self, value: Any) -> dict[str, Any] | None:

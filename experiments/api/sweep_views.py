@@ -69,6 +69,9 @@ class SweepCreateInputSerializer(s.StrictInputSerializer):
                                     help_text="Seeds the sampler; random (and stored) when omitted.")
     warm_start = serializers.BooleanField(required=False, default=False,
                                           help_text="Import your earlier matching runs as completed trials.")
+    diagnostic_pruning = s.StrictBooleanField(
+        required=False, default=False,
+        help_text="Also prune trials at a critical live diagnosis (divergence, not learning), with the reason.")
 
 
 class SweepExtendInputSerializer(s.StrictInputSerializer):

@@ -81,8 +81,13 @@ def should_prune(spec: SweepSpec, records: Sequence[TrialRecord], current: Trial
         at_step = [t.intermediate_values[epoch] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                    if epoch in t.intermediate_values]
         median = float(np.median(at_step)) if at_step else float("nan")
-        return (f"pruned at epoch {epoch} by the median pruner: val acc {best:.4f} < median {median:.4f} "
-                f"of {len(at_step)} completed trials at that epoch")
-    rung = max(0, len(rung_steps(epoch)) - 1)
-    return (f"pruned at epoch {epoch} by the ASHA pruner: val acc {intermediate[epoch]:.4f} is not in the top "
-            f"1/{ASHA_REDUCTION_FACTOR} of the trials that reached rung {rung} (epoch {epoch})")
+        return (f"pruned at epoch {epoch}: val {percent(best)} < median {percent(median)} of {len(at_step)} "
+                f"trials at that epoch")
+    reached = sum(epoch in t.intermediate_values for t in study.get_trials(deepcopy=False))
+    return (f"pruned at epoch {epoch}: val {percent(intermediate[epoch])} is not in the top 1/{ASHA_REDUCTION_FACTOR} "
+            f"of {reached} trials at that epoch")
+
+
+def percent(fraction: float) -> str:
+    """0.841 -> '84.1 %' (the reasons' style)."""
+    return f"{100 * fraction:.1f} %"

@@ -345,6 +345,7 @@ class SweepPlan:
     second_objective: str
     seed: int
     warm_start: bool
+    diagnostic_pruning: bool = False
 
 
 def budget_problem(budget: Any, *, current: int | None = None, grid: int | None = None) -> str:
@@ -365,7 +366,8 @@ def budget_problem(budget: Any, *, current: int | None = None, grid: int | None 
 
 def validate_sweep(*, name: Any = "", base_config: Any = None, space: Any = None, strategy: Any = "tpe",
                    budget: Any = None, parallelism: Any = DEFAULT_PARALLELISM, pruner: Any = "none",
-                   second_objective: Any = "none", seed: Any = None, warm_start: Any = False) -> SweepPlan:
+                   second_objective: Any = "none", seed: Any = None, warm_start: Any = False,
+                   diagnostic_pruning: Any = False) -> SweepPlan:
     """Check every input at once; raise SweepSpecError listing all problems."""
     errors: dict[str, Any] = {}
     if name is None:
@@ -421,6 +423,8 @@ def validate_sweep(*, name: Any = "", base_config: Any = None, space: Any = None
         seed = secrets.randbelow(MAX_SEED + 1)
     elif not is_int(seed) or not 0 <= seed <= MAX_SEED:
         errors["seed"] = [f"Must be a whole number from 0 to {MAX_SEED}, got {show_value(seed)}."]
+    if not isinstance(diagnostic_pruning, bool):
+        errors["diagnostic_pruning"] = [f"Must be true or false, got {show_value(diagnostic_pruning)}."]
     if not isinstance(warm_start, bool):
         errors["warm_start"] = ["Must be true or false."]
     elif warm_start and strategy == "grid":
@@ -430,4 +434,5 @@ def validate_sweep(*, name: Any = "", base_config: Any = None, space: Any = None
         raise SweepSpecError(errors)
     return SweepPlan(name=name, base_config=base, space={n: p.to_json() for n, p in params.items()},
                      params=params, strategy=strategy, budget=budget, parallelism=parallelism, pruner=pruner,
-                     second_objective=second_objective, seed=seed, warm_start=warm_start)
+                     second_objective=second_objective, seed=seed, warm_start=warm_start,
+                     diagnostic_pruning=diagnostic_pruning)

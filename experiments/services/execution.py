@@ -39,6 +39,12 @@ from experiments.errors import LeaseLost
 from experiments.faults import FINAL_COMMIT, fault_point
 from experiments.models import EpochMetric, Experiment
 from experiments.services.artifacts import file_size
+from experiments.services.diagnosis import (
+    diagnosis_stop_status,
+    experiment_diagnose_epoch,
+    experiment_diagnose_trainer_divergence,
+    fit_result_early_stopped,
+)
 from experiments.services.inspection import misclassified_record
 from experiments.services.lifecycle import run_end
 from experiments.services.sweeps import sweep_trial_prune_check
@@ -313,6 +319,9 @@ class RunMonitor:
         self.lease_lost = False
         self.sweep_id = experiment.sweep_id
         self.pruned_message = ""  # set when the sweep's pruner stops this trial
+        self.config = experiment.config
+        self.stop_on_diagnosis = experiment.stop_on_diagnosis
+        self.diagnosis_stop = None  # the critical live diagnosis that stops this run (stop_on_diagnosis)
         self.handback_reason = ""  # set by request_worker_stop: hand the run back, do not finish it
         self._stop = False
         self._next_poll = 0.0
@@ -365,9 +374,15 @@ class RunMonitor:
         try:
             with_db_retry(lambda: experiment_record_epoch(experiment_id=self.experiment_id, lease=self.lease,
                                                           metrics=metrics))
+            finding = with_db_retry(lambda: experiment_diagnose_epoch(
+                experiment_id=self.experiment_id, lease=self.lease, config=self.config,
+                stop_on_diagnosis=self.stop_on_diagnosis))
         except LeaseLost:
             self.lease_lost = True
             raise
+        if finding is not None and self.diagnosis_stop is None:
+            self.diagnosis_stop, self._stop = finding, True  # the trainer stops before its next batch
+            live.publish_log(self.experiment_id, self.owner_id, finding.stop_reason(), level="warning")
         if self.sweep_id is not None and metrics.epoch < self.epochs and not self.pruned_message:
             # The trainer stops at its next should_stop() check, before the next batch.
             self.pruned_message = sweep_trial_prune_check(experiment_id=self.experiment_id, epoch=metrics.epoch)
@@ -438,6 +453,16 @@ def _train(experiment_id: int, lease: int, worker_host: str) -> None:
     status = None
     if monitor.pruned_message and result.outcome is Outcome.CANCELLED:
         status, result.message = Status.PRUNED, monitor.pruned_message
+    elif monitor.diagnosis_stop is not None and result.outcome in (Outcome.CANCELLED, Outcome.DIVERGED):
+        status = diagnosis_stop_status(monitor.diagnosis_stop)
+        if status == Status.SUCCEEDED and result.outcome is Outcome.CANCELLED:
+            result = fit_result_early_stopped(result, data)
+        result.message = monitor.diagnosis_stop.stop_reason()
+    elif result.outcome is Outcome.DIVERGED:  # inside an epoch: no metrics reached on_epoch
+        finding = with_db_retry(lambda: experiment_diagnose_trainer_divergence(
+            experiment_id=experiment_id, lease=lease, config=experiment.config, detail=result.message))
+        if experiment.stop_on_diagnosis:
+            result.message = finding.stop_reason()
     try:
         with_db_retry(lambda: experiment_finish(experiment_id=experiment_id, lease=lease, result=result,
                                                 status=status))

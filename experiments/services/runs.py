@@ -44,11 +44,12 @@ def free_run_slots(owner) -> int:
 
 def experiment_create(*, owner, config: dict[str, Any] | None, name: str = "",
                       parent: Experiment | None = None, enqueue: bool = True, enforce_quota: bool = True,
-                      **links: Any) -> Experiment:
+                      stop_on_diagnosis: bool = False, **links: Any) -> Experiment:
     """Validate `config` (missing fields take defaults), store a queued run, enqueue it on commit.
 
     `links` are extra foreign keys set on the row (e.g. sweep=..., source_recommendation=...).
     `enqueue=False` leaves the run to a caller that executes it in-process (experiment_run).
+    `stop_on_diagnosis` stops the run at its first critical live diagnosis (services/diagnosis.py).
     `enforce_quota=False` is for sweep trials: the sweep coordinator counts the owner's free
     slots itself, under the same lock, before asking for trials (services/sweeps.py). The
     storage limit applies to every run (StorageLimitExceeded, see services/artifacts.py).
@@ -65,7 +66,7 @@ def experiment_create(*, owner, config: dict[str, Any] | None, name: str = "",
         storage_check(owner=owner, config=training_config)  # sweep trials too: disk is not a slot
         experiment = Experiment.objects.create(
             owner=owner, name=name[:200], config=training_config.to_dict(), parent=parent,
-            task_id=uuid.uuid4().hex, **links,
+            stop_on_diagnosis=bool(stop_on_diagnosis), task_id=uuid.uuid4().hex, **links,
         )
         if enqueue:
             enqueue_on_commit(experiment)

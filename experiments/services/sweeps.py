@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from experiments import live, selectors
@@ -60,7 +61,8 @@ def on_run_ended(experiment: Experiment) -> None:
 
 def sweep_create(*, owner, name: str = "", base_config: dict[str, Any] | None = None, space: Any = None,
                  strategy: str = "tpe", budget: int | None = None, parallelism: int = 2, pruner: str = "none",
-                 second_objective: str = "none", seed: int | None = None, warm_start: bool = False) -> Sweep:
+                 second_objective: str = "none", seed: int | None = None, warm_start: bool = False,
+                 diagnostic_pruning: bool = False) -> Sweep:
     """Validate everything at once (SweepInvalid lists every error), store the sweep, queue its first trials.
 
     Its trials count against the owner's quota of active runs like any run: the sweep keeps
@@ -73,7 +75,8 @@ def sweep_create(*, owner, name: str = "", base_config: dict[str, Any] | None = 
     try:
         plan = search_space.validate_sweep(name=name, base_config=base_config, space=space, strategy=strategy,
                                      budget=budget, parallelism=parallelism, pruner=pruner,
-                                     second_objective=second_objective, seed=seed, warm_start=warm_start)
+                                     second_objective=second_objective, seed=seed, warm_start=warm_start,
+                                     diagnostic_pruning=diagnostic_pruning)
     except search_space.SweepSpecError as exc:
         raise SweepInvalid("invalid sweep", errors=exc.errors) from None
     with transaction.atomic():
@@ -83,7 +86,7 @@ def sweep_create(*, owner, name: str = "", base_config: dict[str, Any] | None = 
             owner=owner, name=(plan.name or f"{plan.strategy} sweep")[:200], base_config=plan.base_config,
             space=plan.space, strategy=plan.strategy, second_objective=plan.second_objective, budget=plan.budget,
             parallelism=plan.parallelism, pruner=plan.pruner, seed=plan.seed, warm_start=plan.warm_start,
-            status=Sweep.Status.QUEUED)
+            diagnostic_pruning=plan.diagnostic_pruning, status=Sweep.Status.QUEUED)
         if plan.warm_start:
             spec = SweepSpec.from_row(sweep)
             sweep.warm_start_runs = [run.pk for run in selectors.sweep_warm_start_candidates(owner=owner)
@@ -173,11 +176,24 @@ def _sweep_set_best(sweep: Sweep) -> None:
 
 
 def sweep_trial_prune_check(*, experiment_id: int, epoch: int) -> str:
-    """After a trial stored `epoch`: the pruner's reason to stop it now, or "" to go on."""
+    """After a trial stored `epoch` (and its live diagnosis): the reason to stop it now, or "" to go on.
+
+    With diagnostic pruning, a critical live diagnosis prunes it ("pruned at epoch 2: not learning —
+    val 10.2 % after 2 epochs, near chance; raise the learning rate"); then the median/ASHA pruner.
+    """
     try:
-        sweep = Sweep.objects.filter(trials__pk=experiment_id).exclude(pruner=Sweep.Pruner.NONE).first()
+        sweep = (Sweep.objects.filter(trials__pk=experiment_id)
+                 .filter(~Q(pruner=Sweep.Pruner.NONE) | Q(diagnostic_pruning=True)).first())
         if sweep is None:
             return ""
+        if sweep.diagnostic_pruning:
+            diagnoses = Experiment.objects.filter(pk=experiment_id).values_list("diagnoses", flat=True).first()
+            critical = next((item for item in diagnoses or [] if isinstance(item, dict)
+                             and item.get("severity") == "critical" and item.get("epoch", epoch) <= epoch), None)
+            if critical is not None:
+                return f"pruned at epoch {epoch}: {critical.get('message', critical.get('kind'))}"
+            if sweep.pruner == Sweep.Pruner.NONE:
+                return ""
         records = selectors.sweep_trial_records(sweep=sweep)
         current = next((r for r in records if r.experiment_id == experiment_id), None)
         if current is None:

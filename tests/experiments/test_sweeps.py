@@ -205,7 +205,7 @@ def test_a_clearly_worse_trial_is_pruned_by_the_median_pruner_and_keeps_its_epoc
     assert bad.status == Status.PRUNED
     assert bad.epochs_done == 1
     assert list(EpochMetric.objects.filter(experiment=bad).values_list("epoch", flat=True)) == [1]
-    assert bad.message.startswith("pruned at epoch 1 by the median pruner: val acc ")
+    assert bad.message.startswith("pruned at epoch 1: val ")
     assert " < median " in bad.message
     assert bad.test_accuracy is None and bad.weights_path == ""
     assert not bad.recommendations.exists()

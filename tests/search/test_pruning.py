@@ -30,7 +30,7 @@ def test_should_prune_with_the_median_pruner_on_synthetic_curves():
     bad = _record(3, "running", [0.30, 0.40])
     good = _record(3, "running", [0.65, 0.74])
     assert should_prune(spec, done + [bad], bad, 1) == (
-        "pruned at epoch 1 by the median pruner: val acc 0.3000 < median 0.6100 of 2 completed trials at that epoch")
+        "pruned at epoch 1: val 30.0 % < median 61.0 % of 2 trials at that epoch")
     assert should_prune(spec, done + [good], good, 2) == ""
     assert should_prune(spec, done[:1] + [bad], bad, 1) == ""  # fewer than 2 completed trials
     # Pruned, failed and running trials are not the median's reference.
@@ -45,7 +45,7 @@ def test_should_prune_with_asha_on_synthetic_curves():
     weak = _record(6, "running", [0.52, 0.53, 0.54])
     strong = _record(6, "running", [0.9, 0.91, 0.92])
     message = should_prune(spec, done + [weak], weak, 1)
-    assert message.startswith("pruned at epoch 1 by the ASHA pruner: val acc 0.5200 is not in the top 1/3")
+    assert message == "pruned at epoch 1: val 52.0 % is not in the top 1/3 of 6 trials at that epoch"
     assert should_prune(spec, done + [strong], strong, 1) == ""
     assert should_prune(spec, done + [strong], strong, 2) == ""  # no rung at epoch 2
     assert should_prune(spec, done + [strong], strong, 3) == ""

@@ -130,6 +130,8 @@ class Command(BaseCommand):
                             help="seeds the sampler (default: random); --seed is the trials' training seed")
         parser.add_argument("--warm-start", action="store_true",
                             help="import your earlier matching runs as completed trials")
+        parser.add_argument("--diagnostic-pruning", action="store_true",
+                            help="also prune trials at a critical live diagnosis (divergence, not learning)")
         parser.add_argument("--base-config", default=None, metavar="JSON",
                             help="the config every trial starts from (hyperparameter flags override it)")
         add_config_arguments(parser, under_heading=True)
@@ -166,7 +168,7 @@ class Command(BaseCommand):
                 owner=owner, name=options["name"], base_config=base, space=space, strategy=options["strategy"],
                 budget=options["budget"], parallelism=options["parallelism"], pruner=options["pruner"],
                 second_objective=options["second_objective"], seed=options["sweep_seed"],
-                warm_start=options["warm_start"])
+                warm_start=options["warm_start"], diagnostic_pruning=options["diagnostic_pruning"])
         except services.SweepInvalid as exc:
             self.usage_error("error: invalid sweep:", *self._error_lines(exc.errors))
         except services.QuotaExceeded as exc:

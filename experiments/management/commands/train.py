@@ -54,6 +54,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true",
                             help="print the result as one JSON object on the last line of stdout")
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
+        parser.add_argument("--stop-on-diagnosis", action="store_true",
+                            help="stop the run at its first critical live diagnosis (divergence, not learning), "
+                                 "with the reason in its message")
 
     # ----------------------------------------------------------------------- create
 
@@ -65,7 +68,8 @@ class Command(BaseCommand):
         try:
             services.config_validate(config=config)  # usage errors first, before looking up anyone
             owner = self._owner(options["user"])
-            experiment = services.experiment_create(owner=owner, config=config, name=options["name"])
+            experiment = services.experiment_create(owner=owner, config=config, name=options["name"],
+                                                    stop_on_diagnosis=options["stop_on_diagnosis"])
         except services.ConfigInvalid as exc:
             for line in config_error_lines(exc.errors):
                 self.stderr.write(line)
