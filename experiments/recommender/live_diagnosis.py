@@ -199,6 +199,9 @@ def _not_learning_fix(config: dict) -> tuple[dict, str]:
     if lr >= T["high_lr_for_optimizer"][optimizer]:
         changes = _lower_rate(config, T["divergence_lr_factor"])
         return changes, "lower the learning rate" + _rate_change_words(config, changes)
+    if lr < T["low_lr_for_optimizer"][optimizer]:
+        changes = valid_changes(config, {"learning_rate": round_sig(lr * T["lr_low_extreme_factor"])})
+        return changes, "raise the learning rate" + _rate_change_words(config, changes)
     if config["dropout"] >= T["overreg_dropout"] or config["l2"] >= T["overreg_l2"]:
         changes = valid_changes(config, {"dropout": min(T["overreg_dropout_target"], config["dropout"]),
                                          "l2": min(config["l2"], T["overreg_l2_target"])})

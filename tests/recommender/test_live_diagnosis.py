@@ -178,6 +178,8 @@ def test_not_learning_fixes_match_the_cause():
     assert heavy.changes == {"dropout": 0.2}
     tiny = kinds_over_time(run_of(stuck, hidden_layers=[3]))["not_learning"]
     assert tiny.changes == {"hidden_layers": [128]}
+    low_and_heavy = kinds_over_time(run_of(stuck, optimizer="sgd", learning_rate=1e-4, dropout=0.7))["not_learning"]
+    assert low_and_heavy.changes == {"learning_rate": 0.001}  # the rate first: it is 100x too low
 
 
 def test_dead_units_warning_and_critical():

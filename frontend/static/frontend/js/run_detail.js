@@ -330,6 +330,7 @@
     if (changed("class_names") && Array.isArray(next.class_names) && next.class_names.length) classNames = next.class_names;
     renderHeader();
     if (changed("metrics")) charts.setMetrics(next.metrics);
+    if (window.TunerDiagnosis && changed("diagnoses", "status", "message")) window.TunerDiagnosis.render(next);
     if (changed("config", "parent")) renderConfig();
     if (changed("analysis", "performance_category", "status")) renderSummary();
     if (changed("recommendations", "status", "config", "analysis_pending")) renderRecommendations();

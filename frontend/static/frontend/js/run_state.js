@@ -16,6 +16,7 @@
 //   progress, log    kept in `progress` / `log`
 //   recommendations  {performance_category, analysis, recommendations}: replaced (analysis_pending
 //                    becomes false: the advice is what it was waiting for)
+//   diagnosis        {finding}: added to `diagnoses` once per kind (the live diagnosis, diagnosis.js)
 // Anything else (pong, error, unknown types) and any event with seq <= run.seq leaves the state as it
 // is. Without a seq (a REST answer) a finished run never becomes active again: a stale poll or cancel
 // answer arriving late must not move it backwards; a numbered event may (a sweep trial retried).
@@ -116,6 +117,13 @@
     };
   }
 
+  function applyDiagnosis(run, event) {
+    const finding = event.finding;
+    const list = Array.isArray(run.diagnoses) ? run.diagnoses : [];
+    if (!finding || typeof finding !== "object" || list.some((f) => f && f.kind === finding.kind)) return run;
+    return { ...run, diagnoses: [...list, finding] };
+  }
+
   // What an empty recommendations list means for this run, in words.
   function recommendationsEmptyText(run) {
     if (!isTerminal(run.status)) return "Recommendations appear when the run finishes.";
@@ -135,6 +143,7 @@
     progress: applyProgress,
     log: applyLog,
     recommendations: applyRecommendations,
+    diagnosis: applyDiagnosis,
   };
 
   function applyRunEvent(run, event) {

@@ -219,6 +219,7 @@
       budget: intOrNull(document.getElementById("sweep-budget")),
       parallelism: intOrNull(document.getElementById("sweep-parallelism")) ?? 1,
       pruner: document.getElementById("sweep-pruner").value,
+      diagnostic_pruning: document.getElementById("sweep-diagnostic-pruning").checked,
       second_objective: document.getElementById("sweep-second-objective").value,
       base_config: baseConfig,
       space,

@@ -119,7 +119,9 @@
     dom.runButton.disabled = true;
     dom.runButton.setAttribute("aria-busy", "true");
     try {
-      const run = await api.post(urls.experiments, { name: dom.runName.value.trim(), config: form.values() });
+      const stopOnDiagnosis = Boolean($("stop-on-diagnosis") && $("stop-on-diagnosis").checked);
+      const run = await api.post(urls.experiments, { name: dom.runName.value.trim(), config: form.values(),
+                                                     stop_on_diagnosis: stopOnDiagnosis });
       follow(run.id, { push: true, initial: run });
       revealLive();
     } catch (err) {
