@@ -22,7 +22,23 @@ def test_divergence_from_status_cites_losses_and_clips_fast_sgd():
     for text in ("12.0 (epoch 3)", "0.500 (epoch 2)", "0.5 -> 0.05", "1.9", "exceeds 9.21"):
         assert text in advice.rationale
     assert analysis.category == "failed"
-    assert problems(analysis) == {"divergence"}  # the other curve diagnoses are moot
+    # The other curve diagnoses are moot; sgd at 0.5 is just above its stable range, so the rate
+    # is named as the cause with a milder cut as the alternative.
+    assert problems(analysis) == {"divergence", "lr_too_high"}
+    alternative = one(analysis, "lr_too_high")
+    assert analysis.recommendations.index(alternative) == 1 and alternative.priority == "high"
+    assert alternative.changes == {"learning_rate": pytest.approx(0.5 / 3, rel=1e-2)}
+
+
+@pytest.mark.parametrize(("optimizer", "rate", "named"), [
+    ("sgd", 0.5, True), ("sgd", 1.49, True), ("sgd", 1.5, False), ("sgd", 5.0, False),
+    ("momentum", 0.2, True), ("momentum", 0.09, False), ("adam", 0.02, True), ("adam", 0.03, False)])
+def test_a_divergence_names_the_rate_only_just_above_the_optimizers_stable_range(optimizer, rate, named):
+    run = RunSummary(config=config(optimizer=optimizer, learning_rate=rate), status="diverged", epochs=[],
+                     message="training loss became nan at epoch 1, batch 13")
+    kinds = analyze(run).kinds()
+    assert kinds[0] == "divergence"
+    assert ("lr_too_high" in kinds) is named
 
 
 def test_divergence_without_epochs_uses_the_message_and_adam_gets_no_clip():

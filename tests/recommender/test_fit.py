@@ -96,3 +96,11 @@ def test_tiny_network_underfits_even_while_still_improving():
     assert advice.changes == {"hidden_layers": [128]}
     assert "still rising (8.0 points over the last 5 epochs)" in advice.rationale
     assert "narrower than 64 units" in advice.rationale
+
+
+@pytest.mark.parametrize(("width", "named"), [(8, True), (15, True), (16, False), (32, False)])
+def test_a_train_val_gap_rules_out_underfitting_only_in_layers_wide_enough_to_memorise(width, named):
+    # 4.5 points of gap on a small subset: memorising for a 32-unit layer, sampling noise for 8 units.
+    run = make_run(**underfit_curves(final_train_acc=0.85, gap=0.045), hidden_layers=[width], dropout=0.0,
+                   epochs=15)
+    assert bool(of_kind(analyze(run), "underfitting")) is named

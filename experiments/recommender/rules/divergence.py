@@ -86,7 +86,29 @@ def divergence(ctx: Context) -> list[Advice]:
     title = f"Training diverged: lower the learning rate {factor:g}x"
     text = "; ".join(parts)
     return [make_advice("divergence", "critical", title,
-                        text[:1].upper() + text[1:] + ". " + rationale_tail, changes, confidence, evidence)]
+                        text[:1].upper() + text[1:] + ". " + rationale_tail, changes, confidence, evidence),
+            *_rate_just_too_high(cfg)]
+
+
+def _rate_just_too_high(cfg: dict) -> list[Advice]:
+    """Beside a divergence at a rate just above the optimizer's stable range (at least its "high"
+    rate, less than very_high_lr_multiple times it): the cause is named, and a milder cut offered.
+
+    Far above the range (sgd at 5) a third of the rate still diverges, so only the divergence
+    card speaks there.
+    """
+    lr, optimizer = cfg["learning_rate"], cfg["optimizer"]
+    high = T["high_lr_for_optimizer"][optimizer]
+    if not high <= lr < T["very_high_lr_multiple"] * high:
+        return []
+    factor = T["lr_high_factor"]
+    rationale = (f"{optimizer} at {sig(lr)} is at or above {sig(high)}, where this optimizer stops being stable "
+                 f"for these MLPs, but below {sig(T['very_high_lr_multiple'] * high)}: the rate caused the "
+                 f"divergence, and a milder cut ({factor:g}x: {sig(lr)} -> {sig(lr / factor)}) may keep more of "
+                 f"its speed than the {T['divergence_lr_factor']:g}x above. Find the fix measures both.")
+    return [make_advice("lr_too_high", "high", f"Learning rate too high for {optimizer}: lower it {factor:g}x",
+                        rationale, {"learning_rate": lr / factor}, 0.6,
+                        {"learning_rate": lr, "high_lr_for_optimizer": high, "lr_factor": factor})]
 
 
 def _trace(curves: Curves, values: np.ndarray, end: int, count: int = 4, start: int | None = None) -> str:
