@@ -45,7 +45,7 @@ class FixCandidateOutputSerializer(serializers.Serializer):
 class FixSweepOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="The fix sweep (GET /api/sweeps/<id>/).")
     name = serializers.CharField()
-    status = serializers.ChoiceField(choices=Sweep.Status.choices)
+    status = serializers.CharField(help_text="The fix sweep's status: " + ", ".join(Sweep.Status.values) + ".")
     message = serializers.CharField(allow_blank=True)
     parent = serializers.IntegerField(help_text="The run being fixed.")
     parent_best_val_accuracy = serializers.FloatField(allow_null=True)

@@ -302,3 +302,30 @@ def test_cli_errors_are_clear(db, user):
     bare = finished_run(user, advice=[("performance", {})])
     with pytest.raises(CommandError, match="Nothing to try"):
         call_command("find_fix", str(bare.pk), "--user", user.username, stdout=io.StringIO())
+
+
+# --------------------------------------------------------------------------- the evaluation
+
+
+@pytest.mark.slow
+def test_evaluate_recommender_find_fix_scores_one_case(direct_delivery):
+    import json
+
+    from experiments.recommender.evaluation import half_cases
+
+    case = next(c for c in half_cases("development") if c.expected == "lr_too_low" and not c.large)
+    out = io.StringIO()
+    call_command("evaluate_recommender", "--find-fix", "--half", "development", "--only", "lr_too_low",
+                 "--limit", "1", "--seeds", "1", "--quick", "--json", stdout=out)
+    text = out.getvalue()
+    [outcome] = json.loads(text.strip().splitlines()[-2])["outcomes"]
+    assert outcome["case_id"] == case.id and outcome["candidates"] == len(outcome["gains"]) >= 1
+    parent = Experiment.objects.get(name=f"fix-eval {case.id} seed {case.seeds[0]}")
+    tried = Experiment.objects.filter(name__startswith=f"fix-eval {case.id} seed {case.seeds[0]} candidate")
+    assert tried.count() == outcome["candidates"]
+    assert all(t.config["seed"] == parent.config["seed"] for t in tried)
+    if outcome["helped"]:
+        assert outcome["winner_gain"] > 0 and outcome["check_seed"] == case.seeds[0] + 1000
+        recheck = Experiment.objects.get(name=f"fix-eval {case.id} seed {case.seeds[0]} recheck")
+        assert recheck.config == {**parent.config, "seed": case.seeds[0] + 1000}
+    assert "any candidate helped (same seed):" in text and "verified fix holds on a new seed:" in text

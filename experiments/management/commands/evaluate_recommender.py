@@ -9,6 +9,12 @@ healthy controls, with the spread over seeds.
 
     manage.py evaluate_recommender --half development|held-out|both [--seeds N] [--quick] [--limit K]
     manage.py evaluate_recommender --legacy      # the original 10-case table
+    manage.py evaluate_recommender --find-fix --half held-out [--quick]
+
+--find-fix evaluates Find the fix instead: for each flawed case and seed, the candidates of
+experiments/recommender/fixes.py are trained on that seed and compared with the run; the winner
+(if any helped) is re-run on another seed (seed + 1000) beside the parent re-run there, and the
+report says how often any candidate helped and how often the verified fix held on the new seed.
 
 Tune the recommender on the development half only. Runs execute in this process through the
 same services the workers use (rows, metrics, recommendations and their outcomes are stored
@@ -27,6 +33,15 @@ from experiments import selectors, services
 from experiments.models import Experiment, Recommendation
 from experiments.recommender import evaluation
 from experiments.recommender.evaluation import HALVES, HEALTHY, Case, Outcome
+from experiments.recommender.evaluation.report import (
+    FixOutcome,
+    format_fix_outcome,
+    format_fix_summary,
+    summarise_fixes,
+)
+from experiments.recommender.fixes import fix_candidates, fix_verdict, measured_value
+
+CHECK_SEED_OFFSET = 1000  # the verified fix is re-checked on seed + this (no case uses such a seed)
 
 # The legacy suite (`--legacy`): the ten cases the rules were first tuned on.
 SUBSET = {"train_size": 6000, "validation_fraction": 0.2, "seed": 11}
@@ -76,12 +91,17 @@ class Command(BaseCommand):
         parser.add_argument("--only", nargs="*", help="run only these expected kinds")
         parser.add_argument("--legacy", action="store_true", help="run the original 10-case suite instead")
         parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+        parser.add_argument("--find-fix", action="store_true",
+                            help="evaluate Find the fix: candidates per flawed case, the winner re-checked on a "
+                                 "new seed")
 
     def handle(self, *args, **options):
         owner, _ = get_user_model().objects.get_or_create(username=options["user"])
         started = time.monotonic()
         if options["legacy"]:
             self._handle_legacy(owner, options)
+        elif options["find_fix"]:
+            self._handle_find_fix(owner, options)
         else:
             self._handle_set(owner, options)
         self.stdout.write(f"time: {time.monotonic() - started:.0f} s")
@@ -130,6 +150,59 @@ class Command(BaseCommand):
         return Outcome(case_id=case.id, expected=case.expected, seed=seed, kinds=tuple(trial["kinds"]),
                        top_kind=trial["top_kind"], improved=trial["improved"], before=trial["before"],
                        after=trial["after"], status=trial["status"])
+
+    # Find the fix ------------------------------------------------------------------------------
+
+    def _handle_find_fix(self, owner, options) -> None:
+        cases = [case for case in self._select(options) if case.expected != HEALTHY]
+        self.stdout.write(f"Find the fix, {options['half']} half: {len(cases)} flawed cases x {options['seeds']} "
+                          f"seeds{' (quick)' if options['quick'] else ''}; gains in points over the run")
+        outcomes: list[FixOutcome] = []
+        for case in cases:
+            for seed in case.seeds[:options["seeds"]]:
+                outcome = self._evaluate_fix(owner, case, seed)
+                outcomes.append(outcome)
+                self.stdout.write(format_fix_outcome(outcome))
+                self.stdout.flush()
+        summaries = {}
+        for half in HALVES:
+            mine = [o for o in outcomes if evaluation.half_of(o.case_id) == half]
+            if mine:
+                summaries[half] = summarise_fixes(mine)
+                self.stdout.write("")
+                for line in format_fix_summary(f"{half} half ({len(mine)} runs)", summaries[half]):
+                    self.stdout.write(line)
+        if options["json"]:
+            self.stdout.write(json.dumps({"outcomes": [o.to_json() for o in outcomes]}))
+
+    def _value(self, experiment: Experiment) -> float | None:
+        return measured_value(experiment.status, experiment.best_val_accuracy)
+
+    def _evaluate_fix(self, owner, case: Case, seed: int) -> FixOutcome:
+        name = f"fix-eval {case.id} seed {seed}"
+        parent = self._run(services.experiment_create(owner=owner, config=case.run_config(seed), enqueue=False,
+                                                      name=name))
+        candidates = fix_candidates(parent.config, list(selectors.experiment_recommendations(experiment=parent)))
+        measured = []
+        for number, candidate in enumerate(candidates, start=1):
+            trial = self._run(services.experiment_create(owner=owner, config={**parent.config, **candidate["changes"]},
+                                                         enqueue=False, name=f"{name} candidate {number}"))
+            measured.append({**candidate, "trial": trial.pk, "status": trial.status,
+                             "best_val_accuracy": trial.best_val_accuracy})
+        verdict = fix_verdict(self._value(parent), measured)
+        gains = tuple(row["gain_points"] for row in verdict["candidates"])
+        if verdict["winner"] is None:
+            return FixOutcome(case.id, case.expected, seed, len(candidates), gains)
+        winner = verdict["candidates"][verdict["winner"]]
+        check_seed = seed + CHECK_SEED_OFFSET
+        base = {**parent.config, "seed": check_seed}
+        again = self._run(services.experiment_create(owner=owner, config=base, enqueue=False, name=f"{name} recheck"))
+        fixed = self._run(services.experiment_create(owner=owner, config={**base, **winner["changes"]}, enqueue=False,
+                                                     name=f"{name} winner recheck"))
+        before, after = self._value(again), self._value(fixed)
+        check_gain = None if before is None or after is None else round(100 * (after - before), 2)
+        return FixOutcome(case.id, case.expected, seed, len(candidates), gains, winner_kind=winner["kind"],
+                          winner_gain=winner["gain_points"], check_seed=check_seed, check_gain=check_gain)
 
     # Shared: train a config, read its advice, apply the top change ------------------------------
 

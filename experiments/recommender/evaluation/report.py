@@ -13,6 +13,10 @@ Definitions (the figures `evaluate_recommender` prints):
   says something is wrong and counts as an alarm.
 
 Each figure is given as count/total over all runs and, for the spread, per seed (min–max).
+
+With `--find-fix` (FixOutcome, summarise_fixes): per flawed case and seed, every Find-the-fix
+candidate trained on that seed; helped = some candidate beat the parent; holds = the winner, re-run
+on another seed, beats the parent re-run on that seed (the honest check of a verified fix).
 """
 
 from __future__ import annotations
@@ -145,3 +149,91 @@ def format_outcome(outcome: Outcome) -> str:
     return (f"{outcome.case_id:<26} s{outcome.seed:<3} {verdict:<5} {outcome.expected:<19} "
             f"diagnosed {shown:<40.40} val {pct(outcome.before)} -> {pct(outcome.after)} "
             f"improved {mark:<3} top {outcome.top_kind}")
+
+
+# --------------------------------------------------------------------------- Find the fix (--find-fix)
+
+
+@dataclass(frozen=True)
+class FixOutcome:
+    """Find the fix on one flawed case and seed: the candidates' measured gains on that seed, and the
+    winner re-checked on a different seed against the parent re-run there.
+
+    - helped: some candidate beat the parent on the same seed (so a verified fix exists);
+    - winner_improves: the winner beats the parent on the same seed (true whenever helped: the winner
+      is chosen on that seed, so this only guards the bookkeeping);
+    - holds: the winner, re-run on `check_seed`, beats the parent re-run on `check_seed` (None when
+      there was no winner).
+    """
+
+    case_id: str
+    expected: str
+    seed: int
+    candidates: int
+    gains: tuple[float | None, ...]
+    winner_kind: str | None = None
+    winner_gain: float | None = None
+    check_seed: int | None = None
+    check_gain: float | None = None
+
+    @property
+    def helped(self) -> bool:
+        return self.winner_kind is not None
+
+    @property
+    def winner_improves(self) -> bool | None:
+        return None if self.winner_gain is None else self.winner_gain > 0
+
+    @property
+    def holds(self) -> bool | None:
+        return None if self.check_gain is None else self.check_gain > 0
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "helped": self.helped, "holds": self.holds}
+
+
+@dataclass(frozen=True)
+class FixSummary:
+    tried: Figure  # cases with at least one candidate
+    helped: Figure  # of those: some candidate beat the parent on the same seed
+    winner_improves: Figure  # of the helped: the winner beat the parent on the same seed
+    holds: Figure  # of the helped: the winner beat the parent again on a new seed
+    per_problem: dict[str, dict[str, Figure]]
+
+
+def summarise_fixes(outcomes: Sequence[FixOutcome]) -> FixSummary:
+    tried = [o for o in outcomes if o.candidates]
+    helped = [o for o in tried if o.helped]
+    per_problem = {}
+    for expected in sorted({o.expected for o in outcomes}):
+        mine = [o for o in tried if o.expected == expected]
+        per_problem[expected] = {"helped": _figure((o.seed, o.helped) for o in mine),
+                                 "holds": _figure((o.seed, bool(o.holds)) for o in mine if o.helped)}
+    return FixSummary(
+        tried=_figure((o.seed, bool(o.candidates)) for o in outcomes),
+        helped=_figure((o.seed, o.helped) for o in tried),
+        winner_improves=_figure((o.seed, bool(o.winner_improves)) for o in helped),
+        holds=_figure((o.seed, bool(o.holds)) for o in helped),
+        per_problem=per_problem)
+
+
+def format_fix_summary(title: str, summary: FixSummary) -> list[str]:
+    lines = [f"== {title}: Find the fix", "per problem: any candidate helped; the winner holds on a new seed"]
+    for expected, figures in summary.per_problem.items():
+        lines.append(f"  {expected:<20} helped {figures['helped'].text()}; holds {figures['holds'].text()}")
+    lines += [f"cases with candidates:            {summary.tried.text()}",
+              f"any candidate helped (same seed): {summary.helped.text()}",
+              f"winner improves (same seed):      {summary.winner_improves.text()}",
+              f"verified fix holds on a new seed: {summary.holds.text()}  (goal >= 95 % of the helped)"]
+    return lines
+
+
+def format_fix_outcome(outcome: FixOutcome) -> str:
+    gains = " ".join("  -  " if g is None else f"{g:+5.1f}" for g in outcome.gains) or "no candidates"
+    if outcome.helped:
+        tail = (f"winner {outcome.winner_kind} {outcome.winner_gain:+.1f}; on seed {outcome.check_seed} "
+                f"{'-' if outcome.check_gain is None else f'{outcome.check_gain:+.1f}'} "
+                f"{'HOLDS' if outcome.holds else 'FAILS'}")
+    else:
+        tail = "nothing helped"
+    return f"{outcome.case_id:<26} s{outcome.seed:<3} {outcome.expected:<19} gains {gains:<30} {tail}"
