@@ -43,7 +43,7 @@ def recommendations_generate(*, experiment_id: int) -> list[Recommendation]:
     with transaction.atomic():
         # A Find-the-fix verdict (services/fixes.py) is measured, not derived: it survives a re-analysis.
         Recommendation.objects.filter(experiment=experiment).exclude(kind__in=VERIFIED_KINDS).delete()
-        rows = Recommendation.objects.bulk_create([
+        Recommendation.objects.bulk_create([
             Recommendation(
                 experiment=experiment, kind=advice.kind, priority=advice.priority,
                 priority_rank=PRIORITY_RANK.get(advice.priority, 3), rank=rank, title=advice.title[:200],
@@ -55,6 +55,8 @@ def recommendations_generate(*, experiment_id: int) -> list[Recommendation]:
         Experiment.objects.filter(pk=experiment.pk).update(
             performance_category=analysis.category, analysis=analysis.summary)
     experiment.performance_category, experiment.analysis = analysis.category, analysis.summary
+    # The whole stored list, a kept verdict included: the event replaces what the page shows.
+    rows = list(selectors.experiment_recommendations(experiment=experiment))
     events.publish(experiment.pk, experiment.owner_id, live.recommendations_event(experiment, rows))
     return rows
 

@@ -92,9 +92,11 @@ def test_the_winner_becomes_the_first_recommendation_with_its_measured_gains(db,
     assert top.evidence["candidates"][0]["trial"] == trials(sweep)[0].pk
     assert fix_sweep_conclude(sweep_id=sweep.pk) is None  # written once
     assert parent.recommendations.filter(kind="verified_fix").count() == 1
-    # A re-analysis of the parent (the reconciler) keeps the measured verdict.
-    services.recommendations_generate(experiment_id=parent.pk)
+    # A re-analysis of the parent (the reconciler) keeps the measured verdict, first, and the
+    # list it publishes (which replaces what an open page shows) still holds it.
+    published = services.recommendations_generate(experiment_id=parent.pk)
     assert parent.recommendations.filter(kind="verified_fix").count() == 1
+    assert published[0].kind == "verified_fix"
 
 
 def test_when_nothing_helped_the_parent_gets_an_explanation_after_its_problems(db, user):
