@@ -270,3 +270,28 @@ class Sweep(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker process that says it is alive (experiments/services/workers.py).
+
+    Written by the worker's main process at start-up and then every
+    TUNER_WORKER_HEARTBEAT_SECONDS; deleted on a clean shutdown. A row whose `last_seen` is
+    older than a few intervals belongs to a worker that died without saying so (shown offline).
+    Its runs are the running Experiments whose `worker_host` ("host:pid") names one of `pids`.
+    """
+
+    nodename = models.CharField(max_length=255, unique=True, help_text="Celery's node name, e.g. tuner@host.")
+    hostname = models.CharField(max_length=255, help_text="The machine (socket.gethostname()).")
+    pid = models.PositiveIntegerField(help_text="The worker's main process.")
+    pids = models.JSONField(default=list, blank=True,
+                            help_text="The processes that train (pool children, or the main process).")
+    concurrency = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["hostname", "nodename"]
+
+    def __str__(self) -> str:
+        return f"{self.nodename} (pid {self.pid})"
