@@ -17,6 +17,7 @@ Goal (issue 13): >= 30 % fewer epochs at equal best accuracy (+-0.3 points) over
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -26,16 +27,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sweep_bench import Stack, fmt_counts, load  # noqa: E402 - sets the BLAS threads before NumPy
 
-BASE = {"train_size": 5000, "epochs": 12, "batch_size": 128, "lr_schedule": "cosine"}
-SPACE = {"learning_rate": {"low": 1e-5, "high": 1.0, "scale": "log"},
-         "optimizer": {"values": ["sgd", "momentum", "rmsprop", "adam"]},
-         "hidden_layers": {"values": [[64], [128], [256, 128]]},
-         "dropout": {"low": 0.0, "high": 0.9}}
+# "dev": the setting the thresholds were chosen on (seeds 1-3). "heldout": never looked at while
+# choosing them (seeds 11-13): more images, a longer budget, other ranges and schedules.
+SETTINGS = {
+    "dev": {"base": {"train_size": 5000, "epochs": 12, "batch_size": 128, "lr_schedule": "cosine"},
+            "space": {"learning_rate": {"low": 1e-5, "high": 1.0, "scale": "log"},
+                      "optimizer": {"values": ["sgd", "momentum", "rmsprop", "adam"]},
+                      "hidden_layers": {"values": [[64], [128], [256, 128]]},
+                      "dropout": {"low": 0.0, "high": 0.9}},
+            "seeds": [1, 2, 3], "budget": 20},
+    "heldout": {"base": {"train_size": 10000, "epochs": 15, "batch_size": 64},
+                "space": {"learning_rate": {"low": 1e-4, "high": 0.3, "scale": "log"},
+                          "optimizer": {"values": ["sgd", "momentum", "rmsprop", "adam"]},
+                          "hidden_layers": {"values": [[32], [128, 64], [512]]},
+                          "dropout": {"low": 0.0, "high": 0.6},
+                          "lr_schedule": {"values": ["constant", "step", "cosine"]}},
+                "seeds": [11, 12, 13], "budget": 16},
+}
+BASE, SPACE = SETTINGS["dev"]["base"], SETTINGS["dev"]["space"]
 
 
 def run_sweep(user, *, seed: int, budget: int, diagnostic: bool, timeout: float) -> dict:
     from experiments import services
-    from experiments.models import Experiment, Sweep
+    from experiments.models import EpochMetric, Experiment, Sweep
 
     started = time.perf_counter()
     sweep = services.sweep_create(owner=user, name=f"{'diag' if diagnostic else 'none'} s{seed}", base_config=BASE,
@@ -53,7 +67,10 @@ def run_sweep(user, *, seed: int, budget: int, diagnostic: bool, timeout: float)
             break
         time.sleep(0.1)
     trials = list(Experiment.objects.filter(sweep=sweep).order_by("trial_number").values(
-        "trial_number", "status", "epochs_done", "best_val_accuracy", "message", "config"))
+        "id", "trial_number", "status", "epochs_done", "best_val_accuracy", "message", "config"))
+    for t in trials:
+        t["curve"] = list(EpochMetric.objects.filter(experiment_id=t["id"]).order_by("epoch")
+                          .values_list("val_accuracy", flat=True))
     counts: dict[str, int] = {}
     for t in trials:
         counts[t["status"]] = counts.get(t["status"], 0) + 1
@@ -66,11 +83,18 @@ def run_sweep(user, *, seed: int, budget: int, diagnostic: bool, timeout: float)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, 10 trials")
-    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
-    parser.add_argument("--budget", type=int, default=20)
+    parser.add_argument("--setting", choices=sorted(SETTINGS), default="dev",
+                        help="dev: the thresholds' tuning setting; heldout: never used for tuning")
+    parser.add_argument("--seeds", type=int, nargs="*", help="default: the setting's seeds")
+    parser.add_argument("--budget", type=int, help="default: the setting's budget")
+    parser.add_argument("--plain-only", action="store_true", help="only the arm without diagnostic pruning")
+    parser.add_argument("--dump", type=Path, help="write every trial's config and val curve here (JSON)")
     parser.add_argument("--sweep-timeout", type=float, default=400.0, help="cap per sweep, seconds")
     args = parser.parse_args()
-    seeds, budget = ([1], 10) if args.quick else (args.seeds, args.budget)
+    global BASE, SPACE
+    setting = SETTINGS[args.setting]
+    BASE, SPACE = setting["base"], setting["space"]
+    seeds, budget = ([1], 10) if args.quick else (args.seeds or setting["seeds"], args.budget or setting["budget"])
 
     stack = Stack()
     try:
@@ -79,12 +103,18 @@ def main() -> None:
 
         user = get_user_model().objects.create_user("bench", password="bench-password-1")
         stack.start_workers(2)
-        print(f"{load()}; 2 workers; random sweeps of {budget} trials x up to {BASE['epochs']} epochs on "
-              f"{BASE['train_size']} images; seeds {seeds}")
+        print(f"{load()}; 2 workers; {args.setting} setting: random sweeps of {budget} trials x up to "
+              f"{BASE['epochs']} epochs on {BASE['train_size']} images; seeds {seeds}")
         rows = []
         for seed in seeds:
             plain = run_sweep(user, seed=seed, budget=budget, diagnostic=False, timeout=args.sweep_timeout)
-            diag = run_sweep(user, seed=seed, budget=budget, diagnostic=True, timeout=args.sweep_timeout)
+            diag = plain if args.plain_only else run_sweep(user, seed=seed, budget=budget, diagnostic=True,
+                                                           timeout=args.sweep_timeout)
+            if args.dump:
+                dumped = json.loads(args.dump.read_text()) if args.dump.exists() else {}
+                dumped[f"{args.setting}-{seed}"] = {"base": BASE, "plain": plain["trials"],
+                                                    "diag": None if args.plain_only else diag["trials"]}
+                args.dump.write_text(json.dumps(dumped, default=str))
             saved = 1 - diag["epochs"] / plain["epochs"] if plain["epochs"] else float("nan")
             rows.append((seed, plain, diag, saved))
             print(f"\nseed {seed}: without: {plain['epochs']} epochs, best {100 * plain['best']:.1f} %, "

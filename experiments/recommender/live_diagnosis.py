@@ -298,3 +298,94 @@ def diagnose_trainer_divergence(config: dict, epochs: list[dict], detail: str) -
 
 def first_critical(findings: list[Finding]) -> Finding | None:
     return next((f for f in findings if f.critical), None)
+
+
+# --------------------------------------------------------------------------- in a sweep (diagnostic pruning)
+
+SWEEP_KINDS = ("hopeless", "sweep_plateau")
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What a sweep trial is judged against: the best val accuracy another usable trial of the
+    sweep has reached so far (a succeeded trial's best, a running one's best epoch yet)."""
+
+    best: float
+    best_trial: int  # its trial number
+
+    @classmethod
+    def of(cls, others: Any) -> SweepContext | None:
+        """From (trial number, best val accuracy so far) pairs; None when there is none yet."""
+        usable = [(float(acc), int(number)) for number, acc in others or []
+                  if acc is not None and math.isfinite(float(acc))]
+        if not usable:
+            return None
+        best, number = max(usable)
+        return cls(best=best, best_trial=number)
+
+
+def curve_ceiling(val_acc: np.ndarray, budget: int) -> float:
+    """What the trial's own curve says it can reach by epoch `budget`: its best so far, plus the
+    slope of a log fit (accuracy = a + b ln epoch, over all its epochs, b >= 0) carried on to
+    the budget, plus `sweep_noise_factor` x its largest drop below its running best (a noisy
+    curve may still jump). A flattening curve over-predicts with this fit (the safe side)."""
+    acc = np.asarray(val_acc, dtype=float)
+    epochs = len(acc)
+    best = float(acc.max())
+    slope = 0.0
+    if epochs >= 2:
+        slope = max(0.0, float(np.polyfit(np.log(np.arange(1, epochs + 1)), acc, 1)[0]))
+    drop = float((np.maximum.accumulate(acc) - acc).max())
+    return best + slope * math.log(max(budget, epochs) / epochs) + T["sweep_noise_factor"] * drop
+
+
+def _rate_still_to_decay(config: dict, epoch: int) -> bool:
+    """At or above the optimizer's high rate with a decaying schedule, before `sweep_high_rate_wait`
+    of the budget: such a curve jumps once the rate comes down; its ceiling says nothing yet."""
+    return (config["lr_schedule"] != "constant" and _lr(config) >= T["high_lr_for_optimizer"][config["optimizer"]]
+            and epoch < T["sweep_high_rate_wait"] * config["epochs"])
+
+
+def diagnose_sweep_trial(config: dict, epochs: list[dict], context: SweepContext | None) -> Finding | None:
+    """A sweep-only finding on a trial that cannot become the sweep's best, from its own curve:
+
+    - hopeless: its curve's ceiling at the epoch budget (`curve_ceiling`) is more than
+      `sweep_hopeless_margin` below the best another trial has already reached;
+    - sweep_plateau: no new best val accuracy for `sweep_plateau_patience` epochs while more than
+      `sweep_plateau_margin` below that best.
+
+    Not a problem of a single run (a run's plateau stays a warning): only diagnostic pruning acts on
+    these. Judged from `sweep_min_epoch` on, never on the last epoch, never before a high rate decays.
+    Pure: config, the trial's epochs and the sweep's best in; a critical Finding or None out.
+    """
+    if context is None:
+        return None
+    cfg = config_view(config)
+    rows = [row for row in epochs or [] if isinstance(row, dict)
+            and row.get("train_loss") is not None and row.get("val_loss") is not None]
+    curves = Curves.from_epochs(rows)
+    acc = curves.val_acc
+    if curves.n == 0 or not np.isfinite(acc).all():
+        return None  # non-finite: divergence's business
+    epoch, budget = int(curves.epoch[-1]), int(cfg["epochs"])
+    if epoch < T["sweep_min_epoch"] or epoch >= budget or _rate_still_to_decay(cfg, epoch):
+        return None
+    best, best_index = -math.inf, 0
+    for i, value in enumerate(acc):  # "new best" as for a run's plateau: by more than live_plateau_min_gain
+        if value > best + T["live_plateau_min_gain"]:
+            best, best_index = float(value), i
+    best, best_epoch = float(acc.max()), int(curves.epoch[best_index])
+    leader = f"the best trial's {percent(context.best)} (#{context.best_trial})"
+    evidence = {"best_val_accuracy": best, "best_epoch": best_epoch, "sweep_best": context.best,
+                "sweep_best_trial": context.best_trial}
+    ceiling = curve_ceiling(acc, budget)
+    if ceiling < context.best - T["sweep_hopeless_margin"]:
+        return _finding(cfg, epoch, "hopeless", "critical", "Cannot catch up",
+                        f"its curve extrapolates to {percent(min(ceiling, 1.0))} at epoch {budget} "
+                        f"(best {percent(best)} so far), below {leader}", {}, ceiling=ceiling, **evidence)
+    stale = curves.n - 1 - best_index
+    if stale >= T["sweep_plateau_patience"] and best < context.best - T["sweep_plateau_margin"]:
+        return _finding(cfg, epoch, "sweep_plateau", "critical", "Plateau below the sweep's best",
+                        f"plateau — no new best for {stale} epochs (best {percent(best)} at epoch {best_epoch}), "
+                        f"below {leader}", {}, ceiling=ceiling, **evidence)
+    return None

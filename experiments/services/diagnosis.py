@@ -23,7 +23,9 @@ from experiments.errors import LeaseLost
 from experiments.models import EpochMetric, Experiment
 from experiments.recommender.live_diagnosis import (
     Finding,
+    SweepContext,
     diagnose_epoch,
+    diagnose_sweep_trial,
     diagnose_trainer_divergence,
     first_critical,
 )
@@ -77,6 +79,30 @@ def experiment_diagnose_epoch(*, experiment_id: int, lease: int, config: dict[st
         _store(experiment_id=experiment_id, lease=lease, findings=findings)
     critical = first_critical(findings)
     return critical if stop_on_diagnosis else None
+
+
+def _best_so_far(record: Any) -> float | None:
+    """What another trial counts for in diagnostic pruning: a succeeded trial's best val accuracy, a
+    running one's best epoch yet; nothing for the others (pruned, diverged, failed, queued, warm-start
+    imports: none of those is a result of this sweep)."""
+    if record.warm:
+        return None
+    if record.status == Status.SUCCEEDED:
+        return record.best_val_accuracy
+    if record.status == Status.RUNNING:
+        return max(record.intermediate.values(), default=None)
+    return None
+
+
+def sweep_trial_diagnose(*, experiment_id: int, current: Any, records: list, epoch: int) -> Finding | None:
+    """Diagnostic pruning's sweep-only diagnosis of a trial after `epoch` (records: the sweep's
+    search.records.TrialRecord, `current` among them): the critical finding to prune it with, or None.
+    The sweep context is the best val accuracy another usable trial has reached so far."""
+    context = SweepContext.of((r.number, _best_so_far(r)) for r in records if r.number != current.number)
+    if context is None:
+        return None
+    epochs = [row for row in _epochs(experiment_id) if row["epoch"] <= epoch]
+    return diagnose_sweep_trial(current.config, epochs, context)
 
 
 def experiment_diagnose_trainer_divergence(*, experiment_id: int, lease: int, config: dict[str, Any],

@@ -179,7 +179,10 @@ def sweep_trial_prune_check(*, experiment_id: int, epoch: int) -> str:
     """After a trial stored `epoch` (and its live diagnosis): the reason to stop it now, or "" to go on.
 
     With diagnostic pruning, a critical live diagnosis prunes it ("pruned at epoch 2: not learning —
-    val 10.2 % after 2 epochs, near chance; raise the learning rate"); then the median/ASHA pruner.
+    val 10.2 % after 2 epochs, near chance; raise the learning rate"), and so does a sweep-only
+    diagnosis of its own curve against the best another trial has reached ("pruned at epoch 3: its
+    curve extrapolates to 78.0 % at epoch 12 ..., below the best trial's 85.9 % (#4)"; see
+    services/diagnosis.sweep_trial_diagnose); then the median/ASHA pruner.
     """
     try:
         sweep = (Sweep.objects.filter(trials__pk=experiment_id)
@@ -192,11 +195,18 @@ def sweep_trial_prune_check(*, experiment_id: int, epoch: int) -> str:
                              and item.get("severity") == "critical" and item.get("epoch", epoch) <= epoch), None)
             if critical is not None:
                 return f"pruned at epoch {epoch}: {critical.get('message', critical.get('kind'))}"
-            if sweep.pruner == Sweep.Pruner.NONE:
-                return ""
         records = selectors.sweep_trial_records(sweep=sweep)
         current = next((r for r in records if r.experiment_id == experiment_id), None)
         if current is None:
+            return ""
+        if sweep.diagnostic_pruning:
+            from experiments.services.diagnosis import sweep_trial_diagnose  # (kept local to this function)
+
+            finding = sweep_trial_diagnose(experiment_id=experiment_id, current=current, records=records,
+                                           epoch=epoch)
+            if finding is not None:
+                return finding.prune_reason()
+        if sweep.pruner == Sweep.Pruner.NONE:
             return ""
         warm = selectors.sweep_warm_records(sweep=sweep) if sweep.warm_start else []
         return pruning.should_prune(SweepSpec.from_row(sweep), records, current, epoch, warm=warm)

@@ -155,6 +155,43 @@ def test_without_diagnostic_pruning_the_hopeless_trial_runs_to_the_end(direct_de
     assert row.diagnoses and row.diagnoses[0]["kind"] == "not_learning"
 
 
+# adam at 1e-3 vs 1.5e-4 on 2 000 images, 10 epochs at a constant rate: the slow one learns (no critical
+# live finding) but its curve cannot reach the fast one's best
+CATCH_UP = {"hidden_layers": [32], "train_size": 2000, "batch_size": 64, "lr_schedule": "constant", "dropout": 0.0,
+            "optimizer": "adam", "epochs": 10}
+
+
+def test_diagnostic_pruning_prunes_a_trial_whose_curve_cannot_catch_up_with_the_plain_reason(direct_delivery,
+                                                                                           user):
+    sweep = services.sweep_create(owner=user, base_config=CATCH_UP,
+                                  space={"learning_rate": {"values": [1e-3, 1.5e-4]}}, strategy="grid",
+                                  parallelism=2, seed=0, diagnostic_pruning=True)
+    rows = list(Experiment.objects.filter(sweep=sweep).order_by("trial_number"))
+    good = next(r for r in rows if r.config["learning_rate"] == 1e-3)
+    slow = next(r for r in rows if r.config["learning_rate"] == 1.5e-4)
+    services.experiment_run(experiment_id=good.pk)  # the leader first: the slow one is judged against it
+    services.experiment_run(experiment_id=slow.pk)
+    good.refresh_from_db()
+    slow.refresh_from_db()
+    assert good.status == Status.SUCCEEDED and good.epochs_done == 10
+    assert not any(f["severity"] == "critical" for f in slow.diagnoses), slow.diagnoses  # not a problem of a single run
+    assert slow.status == Status.PRUNED and slow.epochs_done < 10, slow.message
+    leader = f"below the best trial's {100 * good.best_val_accuracy:.1f} % (#{good.trial_number})"
+    assert slow.message.startswith(f"pruned at epoch {slow.epochs_done}: ")
+    assert slow.message.endswith(leader), slow.message
+    assert ("its curve extrapolates to " in slow.message and " at epoch 10 (best " in slow.message) or \
+        "plateau — no new best for 3 epochs" in slow.message
+
+
+def test_without_diagnostic_pruning_the_slow_trial_runs_to_the_end(direct_delivery, user):
+    sweep = services.sweep_create(owner=user, base_config={**CATCH_UP, "epochs": 4},
+                                  space={"learning_rate": {"values": [1e-3, 1.5e-4]}}, strategy="grid", seed=0)
+    for row in Experiment.objects.filter(sweep=sweep).order_by("trial_number"):
+        services.experiment_run(experiment_id=row.pk)
+    assert set(Experiment.objects.filter(sweep=sweep).values_list("status", "epochs_done")) == {
+        (Status.SUCCEEDED, 4)}
+
+
 # --------------------------------------------------------------------------- API and CLI
 
 

@@ -11,7 +11,10 @@ import pytest
 from experiments.recommender.changes import valid_changes
 from experiments.recommender.live_diagnosis import (
     Finding,
+    SweepContext,
+    curve_ceiling,
     diagnose_epoch,
+    diagnose_sweep_trial,
     diagnose_trainer_divergence,
     first_critical,
 )
@@ -236,3 +239,97 @@ def test_thresholds_are_named():
     for key in ("live_explosion_ratio", "live_grad_growth", "live_not_learning_epochs", "live_dead_fraction",
                 "live_plateau_patience", "live_slow_accuracy"):
         assert key in T
+
+
+# --------------------------------------------------------------------------- in a sweep (diagnostic pruning)
+
+def trial(val_acc: list[float], **overrides):
+    """A healthy-looking trial's epochs with this val accuracy curve (losses falling)."""
+    n = len(val_acc)
+    losses = [1.0 / (i + 1) + 0.3 for i in range(n)]
+    cfg = {"epochs": 12, "optimizer": "adam", "learning_rate": 1e-3, "lr_schedule": "cosine", **overrides}
+    return run_of({"train_loss": losses, "val_loss": losses, "train_acc": val_acc, "val_acc": val_acc}, **cfg)
+
+
+def sweep_findings_over_time(run, context):
+    """diagnose_sweep_trial after every epoch, as the prune check does: the first finding, or None."""
+    for k in range(1, len(run.epochs) + 1):
+        if (finding := diagnose_sweep_trial(run.config, run.epochs[:k], context)) is not None:
+            assert finding.epoch == k and finding.critical
+            return finding
+    return None
+
+
+LEADER = SweepContext(best=0.86, best_trial=5)
+
+
+def test_the_sweep_context_is_the_best_usable_other_trial():
+    assert SweepContext.of([]) is None and SweepContext.of([(1, None), (2, math.nan)]) is None
+    assert SweepContext.of([(1, 0.80), (2, None), (3, 0.84)]) == SweepContext(best=0.84, best_trial=3)
+
+
+def test_a_slow_learner_far_below_the_sweeps_best_is_hopeless_with_its_extrapolated_ceiling():
+    run = trial([0.40, 0.48, 0.53, 0.56, 0.58, 0.60, 0.61, 0.62, 0.62, 0.63, 0.63, 0.63])
+    finding = sweep_findings_over_time(run, LEADER)
+    assert finding is not None and finding.kind == "hopeless" and finding.epoch == T["sweep_min_epoch"]
+    assert finding.message.startswith("its curve extrapolates to ")
+    assert finding.message.endswith("at epoch 12 (best 53.0 % so far), below the best trial's 86.0 % (#5)")
+    ceiling = finding.evidence["ceiling"]
+    assert ceiling == pytest.approx(curve_ceiling(np.array([0.40, 0.48, 0.53]), 12))
+    assert 0.53 < ceiling < LEADER.best - T["sweep_hopeless_margin"]
+    assert finding.prune_reason().startswith("pruned at epoch 3: its curve extrapolates to ")
+
+
+def test_the_ceiling_is_the_best_plus_the_log_fit_slope_plus_the_noise_allowance():
+    flat_curve = np.array([0.7, 0.7, 0.7])
+    assert curve_ceiling(flat_curve, 12) == pytest.approx(0.7)
+    rising = np.array([0.5, 0.5 + 0.1 * math.log(2), 0.5 + 0.1 * math.log(3)])  # exactly 0.5 + 0.1 ln e
+    assert curve_ceiling(rising, 12) == pytest.approx(0.5 + 0.1 * math.log(12))
+    noisy = np.array([0.7, 0.6, 0.7])  # a 10-point drop: may still jump
+    assert curve_ceiling(noisy, 12) >= 0.7 + T["sweep_noise_factor"] * 0.1 - 1e-9
+
+
+def test_a_trial_that_can_still_catch_up_is_not_hopeless():
+    # steep: 60 -> 75 % in 3 epochs extrapolates past the leader's 86 %
+    assert sweep_findings_over_time(trial([0.60, 0.70, 0.75, 0.79, 0.82, 0.84, 0.85, 0.86, 0.87]), LEADER) is None
+
+
+def test_a_plateau_below_the_sweeps_best_is_a_sweep_finding():
+    # 82 % at epoch 4, then nothing new: flat enough that only the plateau names it
+    curve = [0.70, 0.78, 0.81, 0.82, 0.815, 0.82, 0.818, 0.82, 0.82, 0.82]
+    context = SweepContext(best=0.845, best_trial=2)
+    finding = sweep_findings_over_time(trial(curve), context)
+    assert finding is not None and finding.kind == "sweep_plateau" and finding.epoch == 7
+    assert finding.message == ("plateau — no new best for 3 epochs (best 82.0 % at epoch 4), "
+                               "below the best trial's 84.5 % (#2)")
+
+
+def test_a_plateau_at_the_top_of_the_sweep_is_not_pruned():
+    curve = [0.80, 0.84, 0.85, 0.86, 0.86, 0.86, 0.86, 0.86]
+    assert sweep_findings_over_time(trial(curve), SweepContext(best=0.861, best_trial=2)) is None
+
+
+def test_no_sweep_finding_without_context_before_epoch_3_or_on_the_last_epoch():
+    low = [0.30, 0.35, 0.37, 0.38]
+    assert sweep_findings_over_time(trial(low), None) is None
+    assert diagnose_sweep_trial(trial(low).config, trial(low).epochs[:2], LEADER) is None
+    assert diagnose_sweep_trial(trial(low, epochs=3).config, trial(low, epochs=3).epochs[:3], LEADER) is None
+
+
+def test_a_high_rate_with_a_decaying_schedule_waits_for_the_decay():
+    # rmsprop at 0.037 (high) under cosine: noisy and low until the rate comes down
+    curve = [0.55, 0.55, 0.60, 0.60, 0.63, 0.63, 0.76, 0.74, 0.76, 0.76, 0.76, 0.77]
+    run = trial(curve, optimizer="rmsprop", learning_rate=0.037)
+    finding = sweep_findings_over_time(run, LEADER)
+    assert finding is not None and finding.epoch >= T["sweep_high_rate_wait"] * 12
+    constant = trial(curve, optimizer="rmsprop", learning_rate=0.037, lr_schedule="constant")
+    assert sweep_findings_over_time(constant, LEADER).epoch == 3  # no decay to wait for
+
+
+def test_sweep_findings_never_reach_a_single_runs_diagnosis():
+    # diagnose_epoch (runs) keeps the plateau a warning and knows nothing of hopeless
+    curve = [0.70, 0.78, 0.81, 0.82, 0.815, 0.82, 0.818, 0.82, 0.82, 0.82]
+    run = trial(curve, lr_schedule="constant")
+    found = kinds_over_time(run)
+    assert "hopeless" not in found and "sweep_plateau" not in found
+    assert found["plateau"].severity == "warning"
