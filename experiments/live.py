@@ -19,7 +19,7 @@ from typing import Any
 
 from django.urls import reverse
 
-from experiments import events, selectors
+from experiments import events, lab_events, selectors
 from experiments.models import EpochMetric, Experiment, Recommendation
 from training.config import FIELDS as CONFIG_FIELDS
 from training.data import CLASS_NAMES
@@ -159,6 +159,7 @@ def diagnosis_event(finding: dict[str, Any]) -> dict[str, Any]:
 def publish_status(experiment: Experiment) -> None:
     """The run's status changed: tell its watchers and its owner's run list."""
     events.publish(experiment.pk, experiment.owner_id, status_event(experiment), to_user=True)
+    lab_events.publish_run_status(experiment)  # staff on /lab/ re-read the lab status
 
 
 def publish_finished(experiment: Experiment) -> None:

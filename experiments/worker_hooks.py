@@ -5,6 +5,9 @@
   from a thread of its main process: every deployment that has a worker heals itself, beat
   or not, and a reconcile never waits in the training queue behind busy pool processes
   (reconcilers on several workers take turns through a Redis lock);
+- once ready, the worker's main process records itself (WorkerHeartbeat: node name, host, its
+  training processes, concurrency) and again every TUNER_WORKER_HEARTBEAT_SECONDS from a thread of
+  its own (cheap: one upsert), and deletes the record when it shuts down (the /lab/ status page);
 - on warm shutdown (SIGTERM) running trainings stop at the next batch and re-queue
   themselves instead of making the deploy wait for them; pool children treat SIGTERM (also
   what Celery sends when it cancels tasks on a lost broker connection) the same way, for the
@@ -16,20 +19,24 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 
-from celery.signals import task_prerun, worker_init, worker_ready, worker_shutting_down
+from celery.signals import task_prerun, worker_init, worker_ready, worker_shutdown, worker_shutting_down
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 
 from experiments.services.execution import request_worker_stop
 from experiments.services.reconcile import runs_reconcile
+from experiments.services.workers import worker_gone, worker_heartbeat
 from tuner_site.celery import UnsafeBrokerSettings, app, check_visibility_timeout
 
 logger = logging.getLogger(__name__)
 
 _child_handler_installed = False
 _stopping = threading.Event()  # the worker is shutting down: no more periodic reconciles
+_heartbeat_node: dict = {}  # what this worker reports about itself (set when it is ready)
 
 
 def refuse_unsafe_broker_settings(sender=None, **_) -> None:
@@ -65,6 +72,55 @@ def reconcile_at_start(sender=None, **_) -> None:
 def _reconcile_periodically(interval: float) -> None:
     while not _stopping.wait(interval):
         reconcile_once("periodic")
+
+
+def _training_pids() -> list[int]:
+    """The processes that train: prefork pool children, and this one (solo and threads pools)."""
+    try:
+        from billiard.process import active_children
+
+        children = [child.pid for child in active_children() if child.pid]
+    except Exception:  # noqa: BLE001
+        children = []
+    return [os.getpid(), *children]
+
+
+def heartbeat_once() -> None:
+    try:
+        worker_heartbeat(**_heartbeat_node, pid=os.getpid(), pids=_training_pids())
+    except Exception:  # noqa: BLE001 - the next beat tries again (the database may be restarting)
+        logger.warning("worker heartbeat failed", exc_info=True)
+        connections.close_all()
+
+
+def start_heartbeat(sender=None, **_) -> None:
+    """Record this worker now and every TUNER_WORKER_HEARTBEAT_SECONDS (real workers only, as above)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    controller = getattr(sender, "controller", None)
+    _heartbeat_node.update(nodename=getattr(sender, "hostname", "") or f"celery@{socket.gethostname()}",
+                           hostname=socket.gethostname(), started_at=timezone.now(),
+                           concurrency=int(getattr(controller, "concurrency", 0) or 1))
+    # All beats from one thread of its own: a database connection opened by the main thread would be
+    # inherited by the pool children forked later.
+    threading.Thread(target=_beat_periodically, args=(settings.TUNER_WORKER_HEARTBEAT_SECONDS,),
+                     name="tuner-worker-heartbeat", daemon=True).start()
+
+
+def _beat_periodically(interval: float) -> None:
+    heartbeat_once()
+    while interval > 0 and not _stopping.wait(interval):
+        heartbeat_once()
+
+
+def forget_worker_on_shutdown(sender=None, **_) -> None:
+    _stopping.set()
+    if not _heartbeat_node:
+        return
+    try:
+        worker_gone(nodename=_heartbeat_node["nodename"])
+    except Exception:  # noqa: BLE001 - then it shows offline after a few intervals
+        logger.warning("could not remove the worker heartbeat", exc_info=True)
 
 
 def hand_back_runs_on_shutdown(sender=None, how=None, **_) -> None:
@@ -104,5 +160,7 @@ def install_pool_child_shutdown_handler(**_) -> None:
 def connect() -> None:
     worker_init.connect(refuse_unsafe_broker_settings, weak=False, dispatch_uid="tuner-broker-check")
     worker_ready.connect(reconcile_at_start, weak=False, dispatch_uid="tuner-reconcile-at-start")
+    worker_ready.connect(start_heartbeat, weak=False, dispatch_uid="tuner-worker-heartbeat")
+    worker_shutdown.connect(forget_worker_on_shutdown, weak=False, dispatch_uid="tuner-worker-gone")
     worker_shutting_down.connect(hand_back_runs_on_shutdown, weak=False, dispatch_uid="tuner-hand-back")
     task_prerun.connect(install_pool_child_shutdown_handler, weak=False, dispatch_uid="tuner-child-sigterm")

@@ -223,6 +223,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 TUNER_HEARTBEAT_SECONDS = float(env("TUNER_HEARTBEAT_SECONDS", "10"))
 TUNER_HEARTBEAT_STALE_SECONDS = float(env("TUNER_HEARTBEAT_STALE_SECONDS", "120"))
 TUNER_RECONCILE_INTERVAL_SECONDS = float(env("TUNER_RECONCILE_INTERVAL_SECONDS", "60"))
+# Every worker's main process records itself (WorkerHeartbeat: the /lab/ status page) this often;
+# a worker unseen for 3 intervals is shown offline.
+TUNER_WORKER_HEARTBEAT_SECONDS = float(env("TUNER_WORKER_HEARTBEAT_SECONDS", "15"))
 # Runs by `celery beat` (or a worker started with -B); every worker also reconciles at start-up.
 CELERY_BEAT_SCHEDULE = {
     "reconcile-runs": {

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 import experiments.api.inspect_views as inspect_views
-from experiments.api import fix_views, sweep_views, views
+from experiments.api import fix_views, lab_views, sweep_views, views
 
 app_name = "api"
 
@@ -48,6 +48,7 @@ urlpatterns = [
          name="recommendation-apply"),
     path("recommender/stats/", views.RecommenderStatsView.as_view(), name="recommender-stats"),
     path("sweeps/", include(sweep_urls)),
+    path("lab/status/", lab_views.LabStatusView.as_view(), name="lab-status"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", views.SwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]
