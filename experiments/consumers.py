@@ -1,4 +1,4 @@
-"""Websocket consumers: live events of one run, and the status stream of a user's runs.
+"""Websocket consumers: live events of one run or one sweep, and the status stream of a user's runs.
 
 Thin by design: they check access and read through selectors (in a thread, via
 `database_sync_to_async`), join the channel-layer groups `experiments.events`
@@ -9,8 +9,8 @@ closing before the handshake makes Daphne answer HTTP 403 and the browser only
 ever sees 1006, so the code would be lost.
 
     4401  not logged in (both endpoints)
-    4404  the run does not exist *or* is not yours (one code, so a socket never
-          tells a stranger which run ids exist)
+    4404  the run (sweep) does not exist *or* is not yours (one code, so a socket
+          never tells a stranger which ids exist)
 
 Ordering of a run socket's snapshot (what makes "snapshot + events" lossless):
 
@@ -25,6 +25,10 @@ drop those events. An event with seq > S took its number after step 2, hence was
 sent after step 1 and reaches us; it may *also* be in the snapshot (its write
 landed between 2 and 3), so applying events must be idempotent (epoch events are
 keyed by `epoch`, status events carry the whole state).
+
+A sweep socket (ws/sweeps/<id>/) follows the same four steps with the sweep's group and
+seq counter; its events carry whole trial rows or every sweep-level field, so applying
+them is idempotent too (experiments/live_sweeps.py).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import time
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from experiments import events, live, selectors
+from experiments import events, live, live_sweeps, selectors
 from tuner_site import json_limits
 
 logger = logging.getLogger(__name__)
@@ -137,23 +141,41 @@ class _EventStreamConsumer(AsyncJsonWebsocketConsumer):
         """A group message from `events.publish`: forward its event as is."""
         await self.send_json(message["event"])
 
+    async def sweep_event(self, message) -> None:
+        """A group message from `events.publish_sweep`: forward its event as is."""
+        await self.send_json(message["event"])
 
-class ExperimentConsumer(_EventStreamConsumer):
-    """ws/experiments/<id>/: one run's snapshot, then its events (status, progress, epoch, log, finished)."""
+
+class _SnapshotConsumer(_EventStreamConsumer):
+    """One object's snapshot, then its group's events; `resync` sends a fresh snapshot.
+
+    Subclasses name the URL kwarg, the access check, the group and the snapshot reader.
+    """
+
+    id_kwarg = ""
+    gone_message = ""
+
+    def visible(self, user, object_id: int):
+        raise NotImplementedError
+
+    def group(self, object_id: int) -> str:
+        raise NotImplementedError
+
+    def read_snapshot(self, user, object_id: int) -> dict | None:
+        raise NotImplementedError
 
     async def connect(self):
         user = self.scope.get("user")
-        self.experiment_id = self.scope["url_route"]["kwargs"]["experiment_id"]
+        self.object_id = self.scope["url_route"]["kwargs"][self.id_kwarg]
         if not getattr(user, "is_authenticated", False):
             await self.refuse(CLOSE_UNAUTHENTICATED)
             return
-        experiment = await database_sync_to_async(selectors.visible_run)(user=user, experiment_id=self.experiment_id)
-        if experiment is None:
+        if await database_sync_to_async(self.visible)(user, self.object_id) is None:
             await self.refuse(CLOSE_NOT_FOUND)
             return
         await self.accept()
         self.resync_budget = TokenBucket(RESYNC_BURST, RESYNC_BURST / RESYNC_WINDOW_SECONDS)
-        await self.join(events.run_group(self.experiment_id))
+        await self.join(self.group(self.object_id))
         await self.send_snapshot()
 
     def client_handlers(self):
@@ -167,12 +189,45 @@ class ExperimentConsumer(_EventStreamConsumer):
         await self.send_snapshot()
 
     async def send_snapshot(self) -> None:
-        data = await database_sync_to_async(live.snapshot)(user=self.scope["user"], experiment_id=self.experiment_id)
+        data = await database_sync_to_async(self.read_snapshot)(self.scope["user"], self.object_id)
         if data is None:  # deleted (or access lost) since the socket opened
-            await self.send_error("This run no longer exists.")
+            await self.send_error(self.gone_message)
             await self.close(code=CLOSE_NOT_FOUND)
             return
         await self.send_json(data)
+
+
+class ExperimentConsumer(_SnapshotConsumer):
+    """ws/experiments/<id>/: one run's snapshot, then its events (status, progress, epoch, log, finished)."""
+
+    id_kwarg = "experiment_id"
+    gone_message = "This run no longer exists."
+
+    def visible(self, user, object_id):
+        return selectors.visible_run(user=user, experiment_id=object_id)
+
+    def group(self, object_id):
+        return events.run_group(object_id)
+
+    def read_snapshot(self, user, object_id):
+        return live.snapshot(user=user, experiment_id=object_id)
+
+
+class SweepConsumer(_SnapshotConsumer):
+    """ws/sweeps/<id>/: one sweep's snapshot (= GET /api/sweeps/<id>/), then its events (trial_started,
+    trial_epoch, trial_ended, best_changed, sweep_status, sweep_finished)."""
+
+    id_kwarg = "sweep_id"
+    gone_message = "This sweep no longer exists."
+
+    def visible(self, user, object_id):
+        return selectors.visible_sweep(user=user, sweep_id=object_id)
+
+    def group(self, object_id):
+        return events.sweep_group(object_id)
+
+    def read_snapshot(self, user, object_id):
+        return live_sweeps.snapshot(user=user, sweep_id=object_id)
 
 
 class UserExperimentsConsumer(_EventStreamConsumer):

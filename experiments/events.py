@@ -1,17 +1,20 @@
-"""Publishing run events to the channel layer (best effort).
+"""Publishing run and sweep events to the channel layer (best effort).
 
-Every event is a JSON object with a `type` and a per-run sequence number `seq`
-(a Redis counter), sent to the run's group and, for status changes, to the
-owner's group. The database is saved first; a lost event costs a client a resync
-from the REST API, never data. Message schema: see README "Live events".
+Every event is a JSON object with a `type` and a per-run (or per-sweep) sequence number
+`seq` (a Redis counter), sent to the run's group and, for status changes, to the
+owner's group; sweep events go to the sweep's group. The database is saved first; a
+lost event costs a client a resync from the REST API, never data. Message schema: see
+README "Live events".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -30,25 +33,43 @@ def user_group(user_id: int) -> str:
     return f"user_{user_id}_experiments"
 
 
+def sweep_group(sweep_id: int) -> str:
+    return f"sweep_{sweep_id}"
+
+
+def _key(kind: str, object_id: int) -> str:
+    return f"{settings.CHANNEL_LAYERS['default']['CONFIG'].get('prefix', 'tuner')}:{kind}:{object_id}"
+
+
 def _seq_key(experiment_id: int) -> str:
-    return f"{settings.CHANNEL_LAYERS['default']['CONFIG'].get('prefix', 'tuner')}:seq:{experiment_id}"
+    return _key("seq", experiment_id)
 
 
 def next_seq(experiment_id: int) -> int:
     return int(redis_client().incr(_seq_key(experiment_id)))
 
 
-def current_seq(experiment_id: int) -> int:
-    """The run's last published seq (0 if none, or if Redis cannot be read).
+def _read_seq(key: str) -> int:
+    """The last seq published under `key` (0 if none, or if Redis cannot be read).
 
     0 is the safe fallback: the client then keeps every event it receives.
     """
     try:
-        value = redis_client().get(_seq_key(experiment_id))
+        value = redis_client().get(key)
     except Exception:  # noqa: BLE001 - the snapshot is still right, only less precise
-        logger.warning("could not read the seq of experiment %s", experiment_id, exc_info=True)
+        logger.warning("could not read the seq %s", key, exc_info=True)
         return 0
     return int(value or 0)
+
+
+def current_seq(experiment_id: int) -> int:
+    """The run's last published seq."""
+    return _read_seq(_seq_key(experiment_id))
+
+
+def current_sweep_seq(sweep_id: int) -> int:
+    """The sweep's last published seq."""
+    return _read_seq(_key("sweep-seq", sweep_id))
 
 
 class _PublisherLoop:
@@ -103,3 +124,35 @@ def publish(experiment_id: int, owner_id: int, event: dict[str, Any], *, to_user
         logger.warning("could not publish %s event for experiment %s", event.get("type"),
                        experiment_id, exc_info=True)
         return None
+
+
+SWEEP_PUBLISH_LOCK_SECONDS = 10
+
+
+def publish_sweep(sweep_id: int, build: Callable[[], list[dict[str, Any]]]) -> list[dict]:
+    """Send the events `build()` returns (each with `type`) to the sweep's group; the sent ones.
+
+    `build` reads the database and runs under a per-sweep Redis lock, with the seqs taken
+    under it too: an event with a higher seq was built from a later read, so a client that
+    applies a sweep's events in seq order never goes back to an older state (two workers
+    ending trials of one sweep at once publish one after the other).
+    """
+    try:
+        lock = redis_client().lock(_key("sweep-publish", sweep_id), timeout=SWEEP_PUBLISH_LOCK_SECONDS,
+                                   blocking_timeout=SWEEP_PUBLISH_LOCK_SECONDS)
+        held = lock.acquire()
+        try:
+            sent = []
+            for event in build():
+                event = {**event, "sweep": sweep_id, "seq": int(redis_client().incr(_key("sweep-seq", sweep_id)))}
+                _publisher.run(_send(get_channel_layer(), [sweep_group(sweep_id)],
+                                     {"type": "sweep.event", "event": event}))
+                sent.append(event)
+            return sent
+        finally:
+            if held:
+                with contextlib.suppress(Exception):
+                    lock.release()
+    except Exception:  # noqa: BLE001 - events are best effort; the database has the truth
+        logger.warning("could not publish the events of sweep %s", sweep_id, exc_info=True)
+        return []

@@ -156,6 +156,15 @@ def sweep_get(*, user, sweep_id: int) -> Sweep | None:
     return sweeps_visible_to(user=user).filter(pk=sweep_id).first()
 
 
+def visible_sweep(*, user, sweep_id: int) -> Sweep | None:
+    """The sweep if `user` may watch it live: its owner, or any staff member (as for runs)."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    if user.is_staff:
+        return Sweep.objects.filter(pk=sweep_id).first()
+    return sweep_get(user=user, sweep_id=sweep_id)
+
+
 def sweep_trials(*, sweep: Sweep) -> QuerySet[Experiment]:
     return Experiment.objects.filter(sweep=sweep).order_by("trial_number", "id")
 

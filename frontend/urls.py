@@ -15,4 +15,5 @@ urlpatterns = [
     path("sweeps/", views.sweeps, name="sweeps"),
     path("sweeps/<int:sweep_id>/", views.sweep_detail, name="sweep-detail"),
     path("tokens/", views.tokens, name="tokens"),
+    path("lab/", views.lab, name="lab"),
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -51,12 +52,13 @@ PAGES = {
                    CONFIG_FORM + js("sweeps")),
     "sweep_detail": Page("frontend/sweep_detail.html", "sweeps", css("pages", "sweeps"), CHART_JS + js("sweep_detail")),
     "tokens": Page("frontend/tokens.html", "tokens", css("pages"), js("token_list", "tokens")),
+    "lab": Page("frontend/lab.html", "lab", css("pages", "lab"), js("lab_status", "lab")),
 }
 
 # URL names the scripts reach, without and with an id (reversed with 0: Tuner.urls.to(name, id) puts
 # the id in its place).
 SCRIPT_URLS = (
-    "frontend:tuner", "api:config-schema", "api:experiment-list", "api:sweep-list", "api:token-list",
+    "frontend:tuner", "api:config-schema", "api:experiment-list", "api:sweep-list", "api:token-list", "api:lab-status",
     *((name, 0) for name in (
         "frontend:run-detail", "frontend:sweep-detail", "api:experiment-detail", "api:experiment-cancel",
         "api:experiment-metrics", "api:experiment-weights", "api:experiment-predict",
@@ -107,6 +109,14 @@ run_detail = _object_page("run_detail", "experiment", "run",
                           lambda user, pk: selectors.experiment_get(user=user, experiment_id=pk))
 sweep_detail = _object_page("sweep_detail", "sweep", "sweep",
                             lambda user, pk: selectors.sweep_get(user=user, sweep_id=pk))
+
+
+@login_required
+def lab(request):
+    """The lab status (staff only; its API answers 403 to anyone else as well)."""
+    if not request.user.is_staff:
+        raise PermissionDenied("The lab status is for staff.")
+    return _render(request, "lab")
 
 
 @login_required

@@ -18,7 +18,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.response import Response
 
-from experiments import selectors, services
+from experiments import live_sweeps, selectors, services
 from experiments.api import serializers as s
 from experiments.api.parsers import LimitedJSONParser
 from experiments.api.views import (
@@ -170,6 +170,10 @@ class SweepDetailOutputSerializer(serializers.Serializer):
                                                "sit at an edge of a range.")
     counts = SweepCountsSerializer()
 
+    def to_representation(self, instance: Sweep) -> dict[str, Any]:
+        # The one wire format (experiments/live_sweeps.py): also the websocket snapshot's `sweep`.
+        return live_sweeps.sweep_detail(instance)
+
 
 class SweepCreateErrorSerializer(serializers.Serializer):
     space = serializers.JSONField(required=False, help_text="{field: [messages]}, or [messages] for the whole space.")
@@ -227,7 +231,7 @@ class SweepApiView(ApiView):
 
     def detail(self, sweep: Sweep, code: int = status.HTTP_200_OK) -> Response:
         sweep.refresh_from_db()
-        return Response(SweepDetailOutputSerializer(selectors.sweep_detail(sweep=sweep)).data, status=code)
+        return Response(SweepDetailOutputSerializer(sweep).data, status=code)
 
 
 class SweepListCreateView(SweepApiView):

@@ -34,7 +34,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from experiments import broker, events, live
+from experiments import broker, events, live, live_sweeps
 from experiments.errors import LeaseLost
 from experiments.faults import FINAL_COMMIT, fault_point
 from experiments.models import EpochMetric, Experiment
@@ -210,6 +210,7 @@ def experiment_record_epoch(*, experiment_id: int, lease: int, metrics: EpochMet
         Experiment.objects.filter(pk=experiment_id).update(**update)
     events.publish(experiment_id, experiment.owner_id,
                    live.epoch_event(values, epoch=metrics.epoch, epochs=experiment.config.get("epochs")))
+    live_sweeps.publish_trial_epoch(experiment, epoch=metrics.epoch, val_accuracy=values["val_accuracy"])
     return row
 
 
@@ -422,6 +423,7 @@ def _train(experiment_id: int, lease: int, worker_host: str) -> None:
     if not experiment.checkpoint_path:
         Experiment.objects.filter(pk=experiment_id).update(checkpoint_path=str(checkpoint))
     live.publish_status(experiment)
+    live_sweeps.publish_trial(experiment, "trial_started")  # a sweep's trial: its row is now running
     if lease > 1:
         live.publish_log(experiment_id, experiment.owner_id, level="warning",
                          message=f"attempt {lease}: resuming after epoch {experiment.epochs_done} on {worker_host}")

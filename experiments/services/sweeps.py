@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from experiments import live, selectors
+from experiments import live, live_sweeps, selectors
 from experiments.errors import (
     ConfigInvalid,
     InvalidState,
@@ -52,6 +52,7 @@ def on_run_ended(experiment: Experiment) -> None:
     """lifecycle subscriber: a trial ended, so its sweep goes on (or finishes); and any run of
     the owner that ends frees a run slot that their other sweeps may be waiting for."""
     if experiment.sweep_id is not None:
+        live_sweeps.publish_trial(experiment, "trial_ended")
         sweep_fill(sweep_id=experiment.sweep_id)
     waiting = (Sweep.objects.filter(owner_id=experiment.owner_id, status__in=Sweep.ACTIVE_STATUSES)
                .exclude(pk=experiment.sweep_id).order_by("created_at").values_list("pk", flat=True))
@@ -108,8 +109,10 @@ def sweep_fill(*, sweep_id: int) -> Sweep | None:
 
 
 def _sweep_fill_locked(sweep: Sweep) -> None:
+    before, started = live_sweeps.Before.of(sweep), []  # what the sweep's watchers are told on commit
     if sweep.status not in Sweep.ACTIVE_STATUSES:
         _sweep_set_best(sweep)
+        live_sweeps.announce_sweep(sweep, before)
         return
     spec = SweepSpec.from_row(sweep)
     records = selectors.sweep_trial_records(sweep=sweep)
@@ -131,8 +134,8 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
         config = {**sweep.base_config, **changes}
         name = f"{sweep.name} #{number}"[:200]
         try:
-            experiment_create(owner=sweep.owner, config=config, name=name, sweep=sweep, trial_number=number,
-                              enforce_quota=False)  # checked above, under the same owner lock
+            started.append(experiment_create(owner=sweep.owner, config=config, name=name, sweep=sweep,
+                                             trial_number=number, enforce_quota=False).pk)  # quota checked above
             active += 1
             free -= 1
         except StorageLimitExceeded as exc:  # no trial is created; the ones running may still end
@@ -141,11 +144,11 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
         except ConfigInvalid as exc:  # a combination the space's checks could not rule out
             if asker is not None:
                 asker.fail(number)
-            Experiment.objects.create(
+            started.append(Experiment.objects.create(
                 owner=sweep.owner, name=name, config=config, sweep=sweep, trial_number=number,
                 status=Status.FAILED, finished_at=timezone.now(), task_id=uuid.uuid4().hex,
                 error_message="invalid combination of values: " + "; ".join(
-                    f"{field}: {' '.join(messages)}" for field, messages in exc.errors.items()))
+                    f"{field}: {' '.join(messages)}" for field, messages in exc.errors.items())).pk)
         created = sweep.trials_created = number
     if sweep.status == Sweep.Status.QUEUED and created:
         sweep.status = Sweep.Status.RUNNING
@@ -165,6 +168,7 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
                          else f"ran its budget of {budget} trials")
     _sweep_set_best(sweep)
     sweep.save(update_fields=["status", "finished_at", "message", "best_trial", "trials_created"])
+    live_sweeps.announce_sweep(sweep, before, started=started)
 
 
 def _sweep_set_best(sweep: Sweep) -> None:
@@ -221,6 +225,7 @@ def sweep_cancel(*, sweep: Sweep) -> Sweep:
         sweep = Sweep.objects.select_for_update().get(pk=sweep.pk)
         if sweep.status not in Sweep.ACTIVE_STATUSES:
             raise InvalidState(f"Sweep #{sweep.pk} is already {sweep.status}; nothing to cancel.")
+        before = live_sweeps.Before.of(sweep)
         sweep.status = Sweep.Status.CANCELLED
         sweep.finished_at = timezone.now()
         sweep.save(update_fields=["status", "finished_at"])
@@ -238,6 +243,7 @@ def sweep_cancel(*, sweep: Sweep) -> Sweep:
                          "stop")
         _sweep_set_best(sweep)
         sweep.save(update_fields=["message", "best_trial"])
+        live_sweeps.announce_sweep(sweep, before)
     return sweep
 
 
@@ -268,6 +274,7 @@ def sweep_trial_retry(*, sweep: Sweep, experiment: Experiment) -> Experiment:
     """
     with transaction.atomic():
         sweep = Sweep.objects.select_for_update().get(pk=sweep.pk)
+        before = live_sweeps.Before.of(sweep)
         experiment = Experiment.objects.select_for_update().filter(pk=experiment.pk, sweep=sweep).first()
         if experiment is None:
             raise SweepTrialNotFound(f"Sweep #{sweep.pk} has no such trial.")
@@ -299,5 +306,6 @@ def sweep_trial_retry(*, sweep: Sweep, experiment: Experiment) -> Experiment:
             sweep.status, sweep.finished_at, sweep.message = Sweep.Status.RUNNING, None, ""
             sweep.save(update_fields=["status", "finished_at", "message"])
         enqueue_on_commit(experiment)
+        live_sweeps.announce_sweep(sweep, before, started=[experiment.pk])
     live.publish_status(experiment)
     return experiment
