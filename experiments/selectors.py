@@ -77,7 +77,7 @@ def run_summary(*, experiment: Experiment, metrics=None):
     return RunSummary(config=experiment.config, status=experiment.status, epochs=epochs,
                       best_val_accuracy=experiment.best_val_accuracy, best_epoch=experiment.best_epoch,
                       test_accuracy=experiment.test_accuracy, message=experiment.message,
-                      run_id=experiment.pk)
+                      run_id=experiment.pk, diagnoses=tuple(experiment.diagnoses or ()))
 
 
 def recommender_history(*, experiment: Experiment) -> list:

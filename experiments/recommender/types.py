@@ -34,6 +34,7 @@ class RunSummary:
     test_accuracy: float | None = None
     message: str = ""  # the trainer's message (e.g. divergence details)
     run_id: int | None = None
+    diagnoses: tuple = ()  # the live diagnosis's stored findings (dicts), in the order they appeared
 
 
 @dataclass

@@ -19,7 +19,7 @@ SLOW_SGD = {"optimizer": "sgd", "learning_rate": 1e-4, "hidden_layers": [32], "e
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_find_the_fix_fills_the_panel_with_measured_gains_and_a_verdict(celery_worker, tuner, user):
+def test_find_the_fix_fills_the_panel_with_measured_gains_and_a_verdict(celery_worker, tuner, user, screenshot_dir):
     page = tuner.page
     parent = services.experiment_create(owner=user, config=SLOW_SGD, name="slow sgd")
     wait_for(lambda: Experiment.objects.filter(pk=parent.pk, status="succeeded", post_run_pending=False).exists(),
@@ -53,3 +53,4 @@ def test_find_the_fix_fills_the_panel_with_measured_gains_and_a_verdict(celery_w
         expect(page.locator("#recommendations .recommendation").first).to_have_attribute("data-kind", "verified_fix")
     else:
         expect(page.locator("#recommendations .recommendation[data-kind='verified_none']")).to_have_count(1)
+    page.screenshot(path=str(screenshot_dir / "run-find-the-fix.png"), full_page=True)

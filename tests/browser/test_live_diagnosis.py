@@ -39,7 +39,7 @@ def test_a_finding_appears_live_while_the_run_trains(celery_worker, tuner, user)
 
 
 @pytest.mark.browser
-def test_stop_on_a_critical_diagnosis_from_the_tuner(celery_worker, tuner):
+def test_stop_on_a_critical_diagnosis_from_the_tuner(celery_worker, tuner, screenshot_dir):
     tuner.open()
     tuner.configure({**STUCK, "epochs": 20, "hidden_layers": [32], "train_size": 1000})
     tuner.page.check("#stop-on-diagnosis")
@@ -51,3 +51,4 @@ def test_stop_on_a_critical_diagnosis_from_the_tuner(celery_worker, tuner):
     expect(tuner.page.locator("#diagnosis-stop")).to_have_text(re.compile(r"^stopped at epoch 2: not learning — "))
     expect(tuner.page.locator("#diagnosis-stop")).to_have_class(re.compile("diagnosis-stopped"))
     expect(tuner.page.locator("#diagnosis-summary")).to_have_text("1 finding, 1 critical")
+    tuner.page.screenshot(path=str(screenshot_dir / "run-live-diagnosis-stopped.png"), full_page=True)

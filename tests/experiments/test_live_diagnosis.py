@@ -38,6 +38,10 @@ def test_a_stuck_run_with_stop_on_diagnosis_stops_at_epoch_2_with_the_reason(dir
     [finding] = experiment.diagnoses
     assert finding["kind"] == "not_learning" and finding["severity"] == "critical" and finding["epoch"] == 2
     assert finding["changes"] == {"learning_rate": 0.0001}
+    # Two epochs are too few for the curve rules: the finding itself is the advice to apply.
+    top = experiment.recommendations.first()
+    assert top.kind == "lr_too_low" and top.changes == {"learning_rate": 0.0001}
+    assert top.rationale.startswith("Recognised while the run trained, at epoch 2: not learning")
 
 
 def test_without_stop_on_diagnosis_the_finding_is_shown_and_the_run_goes_on(direct_delivery, user):
