@@ -71,11 +71,10 @@ def run(small: int) -> None:
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
 
-    from django.conf import settings
     from django.contrib.auth import get_user_model
 
     import training.trainer as trainer
-    from experiments import services
+    from experiments import services, storage
     from experiments.models import Experiment
     from experiments.services.artifacts import estimated_weights_bytes
     from training.config import TrainingConfig
@@ -83,16 +82,14 @@ def run(small: int) -> None:
     last_checkpoint: dict[str, int] = {}  # checkpoint path -> size of its latest write
     save = trainer._save_checkpoint
 
-    def measured_save(path, *args, **kwargs):
-        save(path, *args, **kwargs)
-        last_checkpoint[str(path)] = Path(path).stat().st_size
+    def measured_save(store, *args, **kwargs):  # store: the run's storage.StorageCheckpoint
+        save(store, *args, **kwargs)
+        last_checkpoint[store.name] = storage.size(store.name)
 
     trainer._save_checkpoint = measured_save
     owner = get_user_model().objects.create_user("bench")
-    artifact_dir = Path(settings.TUNER_ARTIFACT_DIR)
-
     def on_disk(experiment: Experiment) -> int:
-        return sum(path.stat().st_size for path in artifact_dir.glob(f"*/experiment-{experiment.pk}.npz"))
+        return sum(storage.size(storage.artifact_name(kind, experiment.pk)) for kind in storage.KINDS)
 
     groups = [("784-32-10, 3 epochs, 1000 images", SMALL, small),
               ("784-256-128-10 (default), 1 epoch, 1000 images", DEFAULT_NET, 1),

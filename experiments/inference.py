@@ -1,13 +1,14 @@
 """Inference on a finished run's stored weights: predictions, misclassified test images, filters.
 
-A run's weights file (`Experiment.weights_path`, an .npz with W0, b0, W1, b1, ... and
-class_names) holds the parameters only. The inputs must be normalised as in training,
+A run's weights file (`Experiment.weights_path`: a name in the artifact storage,
+experiments/storage.py; an .npz with W0, b0, W1, b1, ... and class_names) holds the
+parameters only. The inputs must be normalised as in training,
 with the pixel mean and standard deviation of *that run's* training split, so those are
 recomputed from the run's config (validation_fraction, seed, train_size) with
 `training.data.prepare_dataset` and memoised (two floats per distinct split).
 
 Per process, the last few loaded networks are kept (keyed by run id and the weights file's
-path, size and mtime, so a replaced file is reloaded). Networks reuse internal buffers in
+name, size and modification time, so a replaced file is reloaded). Networks reuse internal buffers in
 `forward`, so every use of one holds its lock. The misclassified test images are computed
 once, by the worker when the run ends (`compute_misclassified`, called by
 experiments/services/inspection.py, which stores them on the run); the web only reads them.
@@ -19,13 +20,14 @@ weights that do not fit the run's network (409), dataset unavailable (503).
 
 from __future__ import annotations
 
-import os
+import io
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from experiments import storage
 from experiments.errors import InvalidState, NotFound, Unavailable
 from experiments.models import Experiment
 from training.config import ConfigError, TrainingConfig
@@ -165,11 +167,11 @@ def _cache_key(experiment: Experiment) -> tuple:
         raise InvalidState(
             f"Run #{experiment.pk} has no weights (it is {experiment.status}; weights are stored when a "
             "run succeeds), so it cannot be inspected or asked for predictions.")
-    try:
-        stat = os.stat(experiment.weights_path)
-    except OSError:
-        raise NotFound(f"The weights file of run #{experiment.pk} is missing.") from None
-    return (experiment.pk, experiment.weights_path, stat.st_size, stat.st_mtime_ns)
+    name = storage.name_of(experiment.weights_path)
+    info = storage.stat(name) if name else None
+    if info is None:
+        raise NotFound(f"The weights file of run #{experiment.pk} is missing.")
+    return (experiment.pk, name, *info)
 
 
 def load_model(experiment: Experiment) -> LoadedModel:
@@ -182,12 +184,13 @@ def _load(experiment: Experiment) -> LoadedModel:
         config = TrainingConfig.from_dict(experiment.config)
     except ConfigError as exc:
         raise InvalidState(f"Run #{experiment.pk} has an invalid configuration: {exc}") from None
+    data = storage.read_bytes(storage.name_of(experiment.weights_path))
+    if data is None:
+        raise NotFound(f"The weights file of run #{experiment.pk} is missing.")
     try:
-        with np.load(experiment.weights_path, allow_pickle=False) as stored:
+        with np.load(io.BytesIO(data), allow_pickle=False) as stored:
             weights = {name: stored[name] for name in stored.files if name[:1] in "Wb" and name[1:].isdigit()}
             names = tuple(str(n) for n in stored["class_names"]) if "class_names" in stored.files else CLASS_NAMES
-    except FileNotFoundError:
-        raise NotFound(f"The weights file of run #{experiment.pk} is missing.") from None
     except (OSError, ValueError, KeyError) as exc:
         raise InvalidState(f"The weights file of run #{experiment.pk} is unreadable: {exc}") from None
     network = build_network(config, np.random.default_rng(0))

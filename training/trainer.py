@@ -6,7 +6,8 @@ One small interface drives every caller (CLI, Celery worker, sweeps, tests):
 - `on_batch(epoch, batch, batches)` after every mini-batch (progress bars);
 - `should_stop()` between mini-batches: returning True cancels within one batch;
 - `checkpoint`: a `.npz` path written atomically after every epoch and, when it
-  already exists, resumed from. Weights, optimizer state, RNG state and the
+  already exists, resumed from; or any `training.checkpoint.CheckpointStore` (an object
+  with `save(bytes)` / `load() -> bytes | None`, e.g. the server's object-store one). Weights, optimizer state, RNG state and the
   early-stopping bookkeeping are all in it, so a resumed run reproduces the
   uninterrupted run's metrics exactly.
 """
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import io
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from training.checkpoint import CheckpointStore, checkpoint_store
 from training.config import TrainingConfig
 from training.data import Dataset
 from training.losses import SoftmaxCrossEntropy
@@ -161,7 +163,7 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, k: int = NUM_C
     return np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
 
 
-def _save_checkpoint(path: Path, config: TrainingConfig, network: Network, optimizer,
+def _save_checkpoint(store: CheckpointStore, config: TrainingConfig, network: Network, optimizer,
                      rng: np.random.Generator, state: _State, best_theta: np.ndarray | None) -> None:
     arrays = {f"opt_{k}": v for k, v in optimizer.state_dict().items()}
     arrays["theta"] = network.theta
@@ -179,16 +181,15 @@ def _save_checkpoint(path: Path, config: TrainingConfig, network: Network, optim
         "message": state.message,
     }
     arrays["meta"] = np.array(json.dumps(meta))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)  # atomic: a crash mid-write never leaves a torn checkpoint
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    store.save(buffer.getvalue())  # replaced whole: a crash mid-write never leaves a torn checkpoint
 
 
-def _load_checkpoint(path: Path, config: TrainingConfig, network: Network, optimizer,
+def _load_checkpoint(data: bytes, path: Any, config: TrainingConfig, network: Network, optimizer,
                      rng: np.random.Generator) -> tuple[_State, np.ndarray | None]:
     try:
-        with np.load(path, allow_pickle=False) as stored:
+        with np.load(io.BytesIO(data), allow_pickle=False) as stored:
             meta = json.loads(str(stored["meta"]))
             if meta["config"] != config.to_dict():
                 raise CheckpointError(f"checkpoint {path} was written for a different configuration")
@@ -229,7 +230,7 @@ def fit(
     on_epoch: Callable[[EpochMetrics], None] | None = None,
     on_batch: Callable[[int, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    checkpoint: str | Path | None = None,
+    checkpoint: str | Path | CheckpointStore | None = None,
 ) -> FitResult:
     """Train a network for `config` on `data` (see the module docstring)."""
     # A diverging run overflows float32 on purpose; divergence is detected and reported.
@@ -246,9 +247,10 @@ def _fit(config, data, *, on_epoch, on_batch, should_stop, checkpoint) -> FitRes
     loss_fn = SoftmaxCrossEntropy()
     state = _State()
     best_theta: np.ndarray | None = None
-    checkpoint_path = Path(checkpoint) if checkpoint else None
-    if checkpoint_path and checkpoint_path.exists():
-        state, best_theta = _load_checkpoint(checkpoint_path, config, network, optimizer, rng)
+    store = checkpoint_store(checkpoint)
+    stored = store.load() if store is not None else None
+    if stored is not None:
+        state, best_theta = _load_checkpoint(stored, store, config, network, optimizer, rng)
     resumed_from = state.epoch
 
     n_train = data.x_train.shape[0]
@@ -355,8 +357,8 @@ def _fit(config, data, *, on_epoch, on_batch, should_stop, checkpoint) -> FitRes
         # that upserts by epoch never misses one.
         if on_epoch is not None:
             on_epoch(metrics)
-        if checkpoint_path:
-            _save_checkpoint(checkpoint_path, config, network, optimizer, rng, state, best_theta)
+        if store is not None:
+            _save_checkpoint(store, config, network, optimizer, rng, state, best_theta)
 
     if best_theta is not None and outcome in (Outcome.COMPLETED, Outcome.EARLY_STOPPED):
         network.theta[...] = best_theta

@@ -257,6 +257,31 @@ TUNER_MAX_ACTIVE_RUNS_PER_USER = env_int("TUNER_MAX_ACTIVE_RUNS_PER_USER", 20)
 TUNER_MAX_STORAGE_BYTES_PER_USER = env_int("TUNER_MAX_STORAGE_BYTES_PER_USER", 2 * 1024**3)
 TUNER_MAX_ATTEMPTS = env_int("TUNER_MAX_ATTEMPTS", 3)
 TUNER_ARTIFACT_DIR = Path(env("TUNER_ARTIFACT_DIR", str(VAR_DIR / "artifacts")))
+# Where runs' checkpoints and weights live (experiments/storage.py): "filesystem" (TUNER_ARTIFACT_DIR)
+# or "s3", an S3-compatible bucket through django-storages, so workers need no shared disk.
+TUNER_ARTIFACT_STORAGE = env("TUNER_ARTIFACT_STORAGE", "filesystem")
+if TUNER_ARTIFACT_STORAGE == "filesystem":
+    STORAGES["artifacts"] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                             "OPTIONS": {"location": str(TUNER_ARTIFACT_DIR), "base_url": "/artifacts/"}}
+elif TUNER_ARTIFACT_STORAGE == "s3":
+    if not env("AWS_STORAGE_BUCKET_NAME"):
+        raise ImproperlyConfigured("TUNER_ARTIFACT_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
+    from boto3.s3.transfer import TransferConfig
+
+    STORAGES["artifacts"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env("AWS_STORAGE_BUCKET_NAME"),
+        "endpoint_url": env("AWS_S3_ENDPOINT_URL") or None,  # empty: AWS itself
+        "region_name": env("AWS_S3_REGION_NAME") or None,
+        "access_key": env("AWS_ACCESS_KEY_ID") or None,  # empty: boto3's own chain (instance role, ...)
+        "secret_key": env("AWS_SECRET_ACCESS_KEY") or None,
+        "location": env("AWS_LOCATION", ""),  # a key prefix inside the bucket
+        "file_overwrite": True,  # a checkpoint replaces the previous one under the same key
+        "default_acl": None,
+        # One PUT of the complete object (no multipart below S3's 5 GB single-PUT limit).
+        "transfer_config": TransferConfig(multipart_threshold=5 * 1024**3, use_threads=False),
+    }}
+else:
+    raise ImproperlyConfigured(f"TUNER_ARTIFACT_STORAGE must be filesystem or s3, not {TUNER_ARTIFACT_STORAGE!r}")
 # How often a running worker looks for a cancel request (seconds); checked between batches.
 TUNER_CANCEL_POLL_SECONDS = float(env("TUNER_CANCEL_POLL_SECONDS", "0.2"))
 # Fault-injection seam: every training batch sleeps this long (0 = off), so tests and benches

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_logged_in
+from django.core.exceptions import SuspiciousFileOperation
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -27,7 +27,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from experiments import health, live, selectors, services
+from experiments import health, live, selectors, services, storage
 from experiments.api import serializers as s
 from experiments.api.authentication import TokenAuthentication
 from experiments.api.parsers import LimitedJSONParser
@@ -389,8 +389,8 @@ class ExperimentWeightsView(ApiView):
                 f"Run #{experiment.pk} has no weights yet (it is {experiment.status}; weights are stored "
                 "when a run succeeds).")
         try:
-            handle = Path(experiment.weights_path).open("rb")
-        except OSError:
+            handle = storage.open_file(storage.name_of(experiment.weights_path))
+        except (OSError, SuspiciousFileOperation):
             raise exceptions.NotFound(f"The weights file of run #{experiment.pk} is missing.") from None
         return FileResponse(handle, as_attachment=True, filename=f"experiment-{experiment.pk}-weights.npz",
                             content_type="application/octet-stream")

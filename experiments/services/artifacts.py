@@ -1,6 +1,7 @@
-"""A run's files on disk and what they cost its owner.
+"""A run's files in the artifact storage and what they cost its owner.
 
-Under TUNER_ARTIFACT_DIR a run has at most two files: `checkpoints/experiment-<id>.npz`
+In the artifact storage (experiments/storage.py: TUNER_ARTIFACT_DIR, or an S3-compatible
+bucket) a run has at most two files: `checkpoints/experiment-<id>.npz`
 (weights, optimizer state and RNG after the last epoch: what a re-delivered or handed-back
 run resumes from) and `weights/experiment-<id>.npz` (the final network, for inference).
 A checkpoint is only useful while the run may still train, so it is deleted when the run
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from experiments import selectors
+from experiments import selectors, storage
 from experiments.errors import StorageLimitExceeded
 from experiments.models import Experiment
 from training.config import TrainingConfig
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 Status = Experiment.Status
 
-KINDS = ("checkpoints", "weights")  # the subdirectories of TUNER_ARTIFACT_DIR holding run files
+KINDS = storage.KINDS  # the "directories" of the artifact storage holding run files
 RUN_FILE = re.compile(r"^experiment-(\d+)\.npz$")
 BYTES_PER_PARAMETER = 4  # float32
 TEMPORARY_MAX_AGE_SECONDS = 3600  # a *.tmp* file older than this is a leftover, not a write in progress
@@ -47,13 +48,9 @@ def human_bytes(size: int) -> str:
 
 
 def file_size(path: str | Path) -> int:
-    """The size of the file at `path`; 0 when there is none (or no path)."""
-    if not path:
-        return 0
-    try:
-        return Path(path).stat().st_size
-    except (FileNotFoundError, NotADirectoryError):
-        return 0
+    """The size of a run's file (a row's `checkpoint_path`/`weights_path`: a storage name) in the
+    artifact storage; 0 when there is none (or no name)."""
+    return storage.size(storage.name_of(str(path or "")))
 
 
 # --------------------------------------------------------------------------- a run's end
@@ -67,8 +64,7 @@ def on_run_ended(experiment: Experiment) -> None:
         "checkpoint_path", "weights_path").first()
     if row is None:
         return
-    if row["checkpoint_path"]:
-        Path(row["checkpoint_path"]).unlink(missing_ok=True)
+    storage.delete(storage.name_of(row["checkpoint_path"]))
     experiment.checkpoint_bytes, experiment.weights_bytes = 0, file_size(row["weights_path"])
     Experiment.objects.filter(pk=experiment.pk, status__in=Experiment.FINISHED_STATUSES).update(
         checkpoint_bytes=0, weights_bytes=experiment.weights_bytes)
@@ -110,7 +106,7 @@ def storage_check(*, owner, config: TrainingConfig | None = None) -> None:
 class PruneReport:
     """What `artifacts_prune` deleted (or would delete) and which rows' sizes it corrected."""
 
-    deleted: list[tuple[Path, int, str]] = field(default_factory=list)  # (path, bytes, why)
+    deleted: list[tuple[str, int, str]] = field(default_factory=list)  # (storage name, bytes, why)
     corrected: list[tuple[int, dict[str, tuple[int, int]]]] = field(default_factory=list)  # (run, {field: (old, new)})
 
     @property
@@ -118,12 +114,13 @@ class PruneReport:
         return sum(size for _, size, _ in self.deleted)
 
 
-def _doomed(kind: str, path: Path, statuses: dict[int, str], *, now: float) -> str:
-    """Why `path` should go, or "" to keep it."""
-    if ".tmp" in path.name:
-        age = now - path.stat().st_mtime
+def _doomed(kind: str, name: str, modified: float, statuses: dict[int, str], *, now: float) -> str:
+    """Why the file `name` (last modified at `modified`) should go, or "" to keep it."""
+    basename = name.rpartition("/")[2]
+    if ".tmp" in basename:
+        age = now - modified
         return f"temporary file {age / 3600:.1f} h old" if age > TEMPORARY_MAX_AGE_SECONDS else ""
-    match = RUN_FILE.match(path.name)
+    match = RUN_FILE.match(basename)
     if match is None:
         return ""  # not a run file: not ours to judge
     run_id = int(match[1])
@@ -135,28 +132,26 @@ def _doomed(kind: str, path: Path, statuses: dict[int, str], *, now: float) -> s
 
 
 def artifacts_prune(*, dry_run: bool = False) -> PruneReport:
-    """Delete the files no run needs under TUNER_ARTIFACT_DIR/{checkpoints,weights} (other
+    """Delete the files no run needs under {checkpoints,weights}/ of the artifact storage (other
     directories, like a dataset cache kept there, are never touched): files of runs whose row
     is gone, checkpoints of runs that ended, `*.tmp*` leftovers older than an hour. Then make
     every row's `checkpoint_bytes`/`weights_bytes` match its files. `dry_run` only reports."""
-    root = Path(settings.TUNER_ARTIFACT_DIR)
     report = PruneReport()
     now = time.time()
-    files = [(kind, path) for kind in KINDS if (root / kind).is_dir()
-             for path in sorted((root / kind).iterdir()) if path.is_file()]
+    files = [(kind, name) for kind in KINDS for name in storage.list_files(kind)]
     # Rows are read after the listing: a file cannot exist before its run's row does.
-    ids = {int(m[1]) for _, path in files if (m := RUN_FILE.match(path.name))}
+    ids = {int(m[1]) for _, name in files if (m := RUN_FILE.match(name.rpartition("/")[2]))}
     statuses = dict(Experiment.objects.filter(pk__in=ids).values_list("pk", "status"))
-    for kind, path in files:
-        try:
-            reason = _doomed(kind, path, statuses, now=now)
-            size = path.stat().st_size
-            if reason and not dry_run:
-                path.unlink()
-        except FileNotFoundError:
+    for kind, name in files:
+        info = storage.stat(name)
+        if info is None:
             continue  # gone meanwhile (a temporary renamed into place, a run deleted)
+        size, modified = info
+        reason = _doomed(kind, name, modified, statuses, now=now)
+        if reason and not dry_run:
+            storage.delete(name)
         if reason:
-            report.deleted.append((path, size, reason))
+            report.deleted.append((name, size, reason))
     rows = Experiment.objects.values_list("pk", "status", "checkpoint_path", "weights_path", "checkpoint_bytes",
                                           "weights_bytes")
     for run_id, status, checkpoint_path, weights_path, checkpoint_bytes, weights_bytes in rows.iterator():

@@ -18,13 +18,12 @@ process are not affected.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
 import threading
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,7 +33,7 @@ from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from experiments import broker, events, live, live_sweeps
+from experiments import broker, events, live, live_sweeps, storage
 from experiments.errors import LeaseLost
 from experiments.faults import FINAL_COMMIT, fault_point
 from experiments.models import EpochMetric, Experiment
@@ -115,10 +114,9 @@ def _dataset_for(config: TrainingConfig):
     return data
 
 
-def artifact_path(kind: str, experiment_id: int) -> Path:
-    directory = Path(settings.TUNER_ARTIFACT_DIR) / kind
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory / f"experiment-{experiment_id}.npz"
+def artifact_path(kind: str, experiment_id: int) -> str:
+    """The run's `kind` file's name in the artifact storage (experiments/storage.py)."""
+    return storage.artifact_name(kind, experiment_id)
 
 
 def worker_identity() -> str:
@@ -226,14 +224,11 @@ def experiment_finish(*, experiment_id: int, lease: int, result: FitResult, stat
         raise LeaseLost(f"experiment {experiment_id}: lease {lease} is no longer current")
     weights_path = ""
     if result.outcome in (Outcome.COMPLETED, Outcome.EARLY_STOPPED):
-        path = artifact_path("weights", experiment_id)
-        tmp = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp.npz")  # never shared by two writers
-        try:
-            np.savez(tmp, **result.network.weights(), class_names=np.array(CLASS_NAMES))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        weights_path = str(path)
+        name = artifact_path("weights", experiment_id)
+        buffer = io.BytesIO()
+        np.savez(buffer, **result.network.weights(), class_names=np.array(CLASS_NAMES))
+        storage.save_bytes(name, buffer.getvalue())  # replaced whole (rename on disk, one PUT on S3)
+        weights_path = name
     misclassified = _misclassified_before_commit(experiment_id, weights_path) if weights_path else None
     fault_point(FINAL_COMMIT)
     ended = run_end(
@@ -415,13 +410,14 @@ def experiment_run(*, experiment_id: int, task_id: str = "", worker_host: str = 
 
 def _train(experiment_id: int, lease: int, worker_host: str) -> None:
     experiment = Experiment.objects.get(pk=experiment_id)
-    checkpoint = artifact_path("checkpoints", experiment_id)
+    checkpoint = storage.StorageCheckpoint(artifact_path("checkpoints", experiment_id))
     if experiment.epochs_done == 0:
         # No epoch stored means no checkpoint of this run (it is written after the epoch is):
         # a file here belongs to an older run that had the same id (a reset database, a test).
-        checkpoint.unlink(missing_ok=True)
-    if not experiment.checkpoint_path:
-        Experiment.objects.filter(pk=experiment_id).update(checkpoint_path=str(checkpoint))
+        storage.delete(checkpoint.name)
+    if experiment.checkpoint_path != checkpoint.name:
+        Experiment.objects.filter(pk=experiment_id).update(checkpoint_path=checkpoint.name)
+        experiment.checkpoint_path = checkpoint.name
     live.publish_status(experiment)
     live_sweeps.publish_trial(experiment, "trial_started")  # a sweep's trial: its row is now running
     if lease > 1:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from experiments import broker, live
+from experiments import broker, live, storage
 from experiments.errors import ConfigInvalid, InvalidState, QuotaExceeded, ServiceError
 from experiments.models import Experiment
 from experiments.services.artifacts import storage_check
@@ -112,5 +111,4 @@ def experiment_delete(*, experiment: Experiment) -> None:
     if not deleted:
         raise InvalidState(f"Run #{experiment.pk} is running; cancel it before deleting it.")
     for path in paths:
-        if path:
-            Path(path).unlink(missing_ok=True)
+        storage.delete(storage.name_of(path))

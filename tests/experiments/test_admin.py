@@ -9,6 +9,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from experiments import storage
 from experiments.models import EpochMetric, Experiment, Recommendation
 from training.config import TrainingConfig
 
@@ -206,15 +207,15 @@ def test_runs_cannot_be_added_and_running_ones_not_deleted(staff_client, user):
     assert staff_client.get(reverse("admin:experiments_experiment_delete", args=[running.pk])).status_code == 403
 
 
-def test_deleting_a_run_goes_through_the_service(staff_client, finished_run, tmp_path):
-    weights = tmp_path / "w.npz"
-    weights.write_bytes(b"x")
-    Experiment.objects.filter(pk=finished_run.pk).update(weights_path=str(weights))
+def test_deleting_a_run_goes_through_the_service(staff_client, finished_run):
+    weights = f"weights/experiment-{finished_run.pk}.npz"
+    storage.save_bytes(weights, b"x")
+    Experiment.objects.filter(pk=finished_run.pk).update(weights_path=weights)
     response = staff_client.post(reverse("admin:experiments_experiment_delete", args=[finished_run.pk]),
                                  {"post": "yes"})
     assert response.status_code == 302
     assert not Experiment.objects.filter(pk=finished_run.pk).exists()
-    assert not weights.exists()
+    assert storage.read_bytes(weights) is None
 
 
 def test_epoch_metric_admin_lists_and_filters_by_run(staff_client, finished_run, user):

@@ -11,7 +11,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from experiments import services
+from experiments import services, storage
 from experiments.live import METRIC_COLUMNS
 from experiments.models import EpochMetric, Experiment, Recommendation
 from tests.conftest import wait_for_status
@@ -460,10 +460,11 @@ def test_delete_a_running_run_is_409(api_client, user):
     assert Experiment.objects.filter(pk=experiment.pk).exists()
 
 
-def test_delete_a_finished_run_removes_it_and_its_weights(api_client, user, tmp_path):
-    weights = tmp_path / "w.npz"
-    np.savez(weights, W0=np.zeros((2, 2)))
-    experiment = make_run(user, status=Status.SUCCEEDED, weights_path=str(weights))
+def test_delete_a_finished_run_removes_it_and_its_weights(api_client, user):
+    experiment = make_run(user, status=Status.SUCCEEDED)
+    weights = f"weights/experiment-{experiment.pk}.npz"
+    storage.save_bytes(weights, b"stored weights")
+    Experiment.objects.filter(pk=experiment.pk).update(weights_path=weights)
     add_epoch(experiment, 1)
 
     response = api_client.delete(detail_url(experiment.pk))
@@ -471,7 +472,7 @@ def test_delete_a_finished_run_removes_it_and_its_weights(api_client, user, tmp_
     assert response.status_code == 204
     assert not Experiment.objects.filter(pk=experiment.pk).exists()
     assert not EpochMetric.objects.exists()
-    assert not weights.exists()
+    assert storage.read_bytes(weights) is None
     assert api_client.get(detail_url(experiment.pk)).status_code == 404
 
 
@@ -561,8 +562,8 @@ def test_weights_of_a_run_without_weights_is_404_with_a_reason(api_client, user)
     assert "no weights yet" in response.json()["detail"]
 
 
-def test_weights_whose_file_is_gone_is_404(api_client, user, tmp_path):
-    experiment = make_run(user, status=Status.SUCCEEDED, weights_path=str(tmp_path / "gone.npz"))
+def test_weights_whose_file_is_gone_is_404(api_client, user):
+    experiment = make_run(user, status=Status.SUCCEEDED, weights_path="weights/experiment-gone.npz")
 
     response = api_client.get(detail_url(experiment.pk, "weights"))
 
@@ -570,10 +571,13 @@ def test_weights_whose_file_is_gone_is_404(api_client, user, tmp_path):
     assert "missing" in response.json()["detail"]
 
 
-def test_weights_download(api_client, user, tmp_path):
-    path = tmp_path / "w.npz"
-    np.savez(path, W0=np.ones((3, 2), dtype=np.float32))
-    experiment = make_run(user, status=Status.SUCCEEDED, weights_path=str(path))
+def test_weights_download(api_client, user):
+    buffer = io.BytesIO()
+    np.savez(buffer, W0=np.ones((3, 2), dtype=np.float32))
+    experiment = make_run(user, status=Status.SUCCEEDED)
+    path = f"weights/experiment-{experiment.pk}.npz"
+    storage.save_bytes(path, buffer.getvalue())
+    Experiment.objects.filter(pk=experiment.pk).update(weights_path=path)
 
     response = api_client.get(detail_url(experiment.pk, "weights"))
 

@@ -1,21 +1,23 @@
-"""Run files on disk: a checkpoint lives only while its run may still train, the final weights stay;
-every user's stored bytes are capped (TUNER_MAX_STORAGE_BYTES_PER_USER); `prune_artifacts` cleans up."""
+"""Run files in the artifact storage: a checkpoint lives only while its run may still train, the final
+weights stay; every user's stored bytes are capped (TUNER_MAX_STORAGE_BYTES_PER_USER); `prune_artifacts`
+cleans up. The storage tests run on both backends: the filesystem and an S3-compatible server (moto's
+standalone server, a real HTTP endpoint in its own process)."""
 
 from __future__ import annotations
 
 import io
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from django.core.management import call_command
 
-from experiments import services
+from experiments import services, storage
 from experiments.models import Experiment, Sweep
 from experiments.services import artifacts
 from tests.conftest import wait_for, wait_for_status
+from tests.s3server import MotoServer, s3_storages_entry
 from training.config import TrainingConfig
 
 Status = Experiment.Status
@@ -26,8 +28,48 @@ BASE = {"hidden_layers": [16], "epochs": 2, "train_size": 600, "batch_size": 64,
 LR_RANGE = {"learning_rate": {"low": 1e-4, "high": 1e-1, "scale": "log"}}
 
 
-def checkpoint_file(experiment: Experiment | int) -> Path:
-    return Path(services.artifact_path("checkpoints", getattr(experiment, "pk", experiment)))
+@pytest.fixture(scope="session")
+def moto_server():
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def backend(request, settings, tmp_path):
+    """The artifact storage of one test: a fresh directory, or a fresh bucket on the moto server."""
+    if request.param == "filesystem":
+        settings.TUNER_ARTIFACT_DIR = tmp_path / "artifacts"
+        entry = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                 "OPTIONS": {"location": str(settings.TUNER_ARTIFACT_DIR)}}
+    else:
+        server = request.getfixturevalue("moto_server")
+        entry = s3_storages_entry(server.endpoint, server.create_bucket())
+    settings.STORAGES = {**settings.STORAGES, "artifacts": entry}
+    assert storage.artifact_storage().__class__.__name__ == (
+        "FileSystemStorage" if request.param == "filesystem" else "S3Storage")
+    return request.param
+
+
+def checkpoint_name(experiment: Experiment | int) -> str:
+    return services.artifact_path("checkpoints", getattr(experiment, "pk", experiment))
+
+
+def exists(name: str) -> bool:
+    return storage.stat(name) is not None
+
+
+class checkpoint_file:  # noqa: N801 - reads like the Path it replaced
+    """A run's checkpoint in the artifact storage, with the two questions the tests ask."""
+
+    def __init__(self, experiment: Experiment | int):
+        self.name = checkpoint_name(experiment)
+
+    def exists(self) -> bool:
+        return exists(self.name)
+
+    def size(self) -> int:
+        return storage.size(self.name)
 
 
 def stop_at(monkeypatch, *, epoch: int, action) -> dict:
@@ -65,19 +107,20 @@ def request_cancel(monitor):
 # --------------------------------------------------------------------------- a run's end
 
 
-def test_a_run_trained_by_the_worker_keeps_its_weights_and_loses_its_checkpoint(celery_worker, user, quick_config):
+def test_a_run_trained_by_the_worker_keeps_its_weights_and_loses_its_checkpoint(backend, celery_worker, user,
+                                                                               quick_config):
     experiment = services.experiment_create(owner=user, config=quick_config)
     wait_for_status(experiment, Status.SUCCEEDED)
     wait_for(lambda: Experiment.objects.get(pk=experiment.pk).weights_bytes > 0, message="weights size recorded")
     experiment.refresh_from_db()
-    weights = Path(experiment.weights_path)
-    assert weights.exists() and experiment.weights_bytes == weights.stat().st_size
-    assert experiment.checkpoint_path and not Path(experiment.checkpoint_path).exists()
+    assert experiment.weights_path == f"weights/experiment-{experiment.pk}.npz"
+    assert experiment.weights_bytes == storage.size(experiment.weights_path) > 0
+    assert experiment.checkpoint_path and not exists(experiment.checkpoint_path)
     assert experiment.checkpoint_bytes == 0
 
 
 @pytest.mark.parametrize("action, status", [(fail, Status.FAILED), (request_cancel, Status.CANCELLED)])
-def test_a_run_that_ends_early_loses_its_checkpoint_too(direct_delivery, user, quick_config, monkeypatch, settings,
+def test_a_run_that_ends_early_loses_its_checkpoint_too(backend, direct_delivery, user, quick_config, monkeypatch, settings,
                                                         action, status):
     settings.TUNER_CANCEL_POLL_SECONDS = 0  # the cancel is seen at the next batch, not after the run is done
     experiment = services.experiment_create(owner=user, config=quick_config)
@@ -89,7 +132,7 @@ def test_a_run_that_ends_early_loses_its_checkpoint_too(direct_delivery, user, q
     assert (experiment.checkpoint_bytes, experiment.weights_bytes, experiment.weights_path) == (0, 0, "")
 
 
-def test_a_diverged_run_loses_its_checkpoint(direct_delivery, user, quick_config):
+def test_a_diverged_run_loses_its_checkpoint(backend, direct_delivery, user, quick_config):
     experiment = services.experiment_create(owner=user, config={**quick_config, "optimizer": "sgd",
                                                                 "learning_rate": 10.0})
     services.experiment_run(experiment_id=experiment.pk)
@@ -98,7 +141,7 @@ def test_a_diverged_run_loses_its_checkpoint(direct_delivery, user, quick_config
     assert not checkpoint_file(experiment).exists() and experiment.checkpoint_bytes == 0
 
 
-def test_a_run_given_up_after_its_attempts_loses_its_checkpoint(direct_delivery, user, quick_config, monkeypatch,
+def test_a_run_given_up_after_its_attempts_loses_its_checkpoint(backend, direct_delivery, user, quick_config, monkeypatch,
                                                                 settings):
     experiment = services.experiment_create(owner=user, config=quick_config)
     stop_at(monkeypatch, epoch=2, action=crash)
@@ -113,7 +156,7 @@ def test_a_run_given_up_after_its_attempts_loses_its_checkpoint(direct_delivery,
 
 
 def test_a_handed_back_run_keeps_its_checkpoint_with_its_size_and_resumes_from_it(
-        direct_delivery, user, quick_config, monkeypatch):
+        backend, direct_delivery, user, quick_config, monkeypatch):
     experiment = services.experiment_create(owner=user, config={**quick_config, "epochs": 4})
     stop_at(monkeypatch, epoch=3, action=lambda monitor: services.request_worker_stop())
     services.experiment_run(experiment_id=experiment.pk)
@@ -123,17 +166,17 @@ def test_a_handed_back_run_keeps_its_checkpoint_with_its_size_and_resumes_from_i
     assert checkpoint.exists()
     # Recorded after each epoch: the size of the checkpoint on disk then (epoch 1's, when epoch 2 was
     # stored); a later one only adds its epoch's metrics to the history it carries.
-    assert 0.98 * checkpoint.stat().st_size < experiment.checkpoint_bytes <= checkpoint.stat().st_size
+    assert 0.98 * checkpoint.size() < experiment.checkpoint_bytes <= checkpoint.size()
     monkeypatch.undo()
 
     services.experiment_run(experiment_id=experiment.pk)  # the hand-back's new delivery
     experiment.refresh_from_db()
     assert experiment.status == Status.SUCCEEDED and experiment.epochs_done == 4
     assert not checkpoint.exists() and experiment.checkpoint_bytes == 0
-    assert experiment.weights_bytes == Path(experiment.weights_path).stat().st_size
+    assert experiment.weights_bytes == storage.size(experiment.weights_path)
 
 
-def test_on_run_ended_is_idempotent_and_leaves_active_runs_alone(direct_delivery, user, quick_config, tmp_path):
+def test_on_run_ended_is_idempotent_and_leaves_active_runs_alone(backend, direct_delivery, user, quick_config):
     experiment = services.experiment_create(owner=user, config=quick_config)
     services.experiment_run(experiment_id=experiment.pk)
     experiment.refresh_from_db()
@@ -144,13 +187,13 @@ def test_on_run_ended_is_idempotent_and_leaves_active_runs_alone(direct_delivery
     assert (experiment.checkpoint_bytes, experiment.weights_bytes) == before and before[1] > 0
 
     queued = services.experiment_create(owner=user, config=quick_config)
-    stale = tmp_path / "checkpoint.npz"
-    stale.write_bytes(b"x" * 100)
-    Experiment.objects.filter(pk=queued.pk).update(checkpoint_path=str(stale), checkpoint_bytes=100)
+    stale = checkpoint_name(queued)
+    storage.save_bytes(stale, b"x" * 100)
+    Experiment.objects.filter(pk=queued.pk).update(checkpoint_path=stale, checkpoint_bytes=100)
     queued.refresh_from_db()
     artifacts.on_run_ended(queued)  # a late call for a run that was queued again (a retried trial)
     queued.refresh_from_db()
-    assert stale.exists() and queued.checkpoint_bytes == 100
+    assert exists(stale) and queued.checkpoint_bytes == 100
 
 
 # --------------------------------------------------------------------------- the storage limit
@@ -216,59 +259,56 @@ def test_a_sweep_whose_next_trial_would_exceed_the_limit_stops_with_the_message(
 # --------------------------------------------------------------------------- prune_artifacts
 
 
-def write(path: Path, size: int, *, age_seconds: float = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(os.urandom(size))
+def write(name: str, size: int, *, age_seconds: float = 0) -> str:
+    """A file `name` in the artifact storage (backdated by `age_seconds`: the filesystem only)."""
+    storage.save_bytes(name, os.urandom(size))
     if age_seconds:
         then = time.time() - age_seconds
-        os.utime(path, (then, then))
-    return path
+        os.utime(storage.artifact_storage().path(name), (then, then))
+    return name
 
 
-@pytest.fixture
-def artifact_dir(tmp_path, settings):
-    settings.TUNER_ARTIFACT_DIR = tmp_path / "artifacts"
-    return settings.TUNER_ARTIFACT_DIR
-
-
-def test_prune_artifacts_deletes_orphans_ended_runs_checkpoints_and_old_temporaries(db, user, artifact_dir,
+def test_prune_artifacts_deletes_orphans_ended_runs_checkpoints_and_old_temporaries(backend, db, user, settings,
                                                                                    quick_config):
     finished = services.experiment_create(owner=user, config=quick_config)
     running = services.experiment_create(owner=user, config=quick_config)
     gone = services.experiment_create(owner=user, config=quick_config)
     files = {
-        "finished weights": write(artifact_dir / "weights" / f"experiment-{finished.pk}.npz", 3000),
-        "finished checkpoint": write(artifact_dir / "checkpoints" / f"experiment-{finished.pk}.npz", 5000),
-        "running checkpoint": write(artifact_dir / "checkpoints" / f"experiment-{running.pk}.npz", 7000),
-        "orphan weights": write(artifact_dir / "weights" / f"experiment-{gone.pk}.npz", 11000),
-        "orphan checkpoint": write(artifact_dir / "checkpoints" / f"experiment-{gone.pk}.npz", 13000),
-        "old temporary": write(artifact_dir / "weights" / f"experiment-{running.pk}.ab12.tmp.npz", 17000,
-                               age_seconds=7200),
-        "fresh temporary": write(artifact_dir / "checkpoints" / f"experiment-{running.pk}.npz.tmp.npz", 19000),
-        "dataset cache": write(artifact_dir / "cache" / "fashion-mnist-123-train-images.npy", 23000,
-                               age_seconds=7200),
-        "unknown file": write(artifact_dir / "weights" / "notes.txt", 29, age_seconds=7200),
+        "finished weights": write(f"weights/experiment-{finished.pk}.npz", 3000),
+        "finished checkpoint": write(f"checkpoints/experiment-{finished.pk}.npz", 5000),
+        "running checkpoint": write(f"checkpoints/experiment-{running.pk}.npz", 7000),
+        "orphan weights": write(f"weights/experiment-{gone.pk}.npz", 11000),
+        "orphan checkpoint": write(f"checkpoints/experiment-{gone.pk}.npz", 13000),
+        "dataset cache": write("cache/fashion-mnist-123-train-images.npy", 23000),
+        "unknown file": write("weights/notes.txt", 29),
     }
+    doomed = ["finished checkpoint", "orphan weights", "orphan checkpoint"]
+    freed = 5000 + 11000 + 13000
+    if backend == "filesystem":  # only a local write-then-rename leaves temporaries (S3: one PUT)
+        files["old temporary"] = write(f"weights/experiment-{running.pk}.ab12.tmp.npz", 17000, age_seconds=7200)
+        files["fresh temporary"] = write(f"checkpoints/experiment-{running.pk}.npz.cd34.tmp.npz", 19000)
+        doomed.append("old temporary")
+        freed += 17000
+    # A row written before the storage API holds an absolute path under TUNER_ARTIFACT_DIR.
+    legacy = str(settings.TUNER_ARTIFACT_DIR / files["finished weights"]) if backend == "filesystem" else None
     Experiment.objects.filter(pk=finished.pk).update(
-        status=Status.SUCCEEDED, weights_path=str(files["finished weights"]), weights_bytes=1,
-        checkpoint_path=str(files["finished checkpoint"]), checkpoint_bytes=5000)
+        status=Status.SUCCEEDED, weights_path=legacy or files["finished weights"], weights_bytes=1,
+        checkpoint_path=files["finished checkpoint"], checkpoint_bytes=5000)
     Experiment.objects.filter(pk=running.pk).update(
-        status=Status.RUNNING, checkpoint_path=str(files["running checkpoint"]), checkpoint_bytes=0)
+        status=Status.RUNNING, checkpoint_path=files["running checkpoint"], checkpoint_bytes=0)
     Experiment.objects.filter(pk=gone.pk).delete()
-    doomed = ("finished checkpoint", "orphan weights", "orphan checkpoint", "old temporary")
-    freed = 5000 + 11000 + 13000 + 17000
 
     out = io.StringIO()
     call_command("prune_artifacts", "--dry-run", stdout=out)
-    assert all(path.exists() for path in files.values())
+    assert all(exists(name) for name in files.values())
     for name in doomed:
-        assert str(files[name]) in out.getvalue()
+        assert files[name] in out.getvalue()
     assert f"would free {freed:,} bytes" in out.getvalue()
     assert Experiment.objects.get(pk=finished.pk).weights_bytes == 1  # nothing written either
 
     out = io.StringIO()
     call_command("prune_artifacts", stdout=out)
-    assert {name for name, path in files.items() if not path.exists()} == set(doomed)
+    assert {label for label, name in files.items() if not exists(name)} == set(doomed)
     assert f"freed {freed:,} bytes" in out.getvalue()
     finished.refresh_from_db()
     running.refresh_from_db()
@@ -280,21 +320,92 @@ def test_prune_artifacts_deletes_orphans_ended_runs_checkpoints_and_old_temporar
     assert "freed 0 bytes" in out.getvalue() and "0 run(s) corrected" in out.getvalue()
 
 
-def test_prune_artifacts_keeps_the_checkpoint_of_a_run_handed_back_to_the_queue(db, user, artifact_dir,
-                                                                                quick_config):
+def test_prune_artifacts_keeps_the_checkpoint_of_a_run_handed_back_to_the_queue(backend, db, user, quick_config):
     queued = services.experiment_create(owner=user, config=quick_config)
-    checkpoint = write(artifact_dir / "checkpoints" / f"experiment-{queued.pk}.npz", 4000)
-    Experiment.objects.filter(pk=queued.pk).update(checkpoint_path=str(checkpoint), epochs_done=2)
+    checkpoint = write(f"checkpoints/experiment-{queued.pk}.npz", 4000)
+    Experiment.objects.filter(pk=queued.pk).update(checkpoint_path=checkpoint, epochs_done=2)
     call_command("prune_artifacts", stdout=io.StringIO())
-    assert checkpoint.exists()
+    assert exists(checkpoint)
     assert Experiment.objects.get(pk=queued.pk).checkpoint_bytes == 4000
 
 
-def test_stored_weights_are_about_the_estimate(direct_delivery, user):
+# --------------------------------------------------------------------------- the storage itself
+
+
+def test_a_checkpoint_is_replaced_whole_and_a_failed_write_keeps_the_previous_one(backend, monkeypatch):
+    name = "checkpoints/experiment-999001.npz"
+    checkpoint = storage.StorageCheckpoint(name)
+    assert checkpoint.load() is None
+    checkpoint.save(b"first" * 1000)
+    checkpoint.save(b"second" * 2000)
+    assert checkpoint.load() == b"second" * 2000 and storage.size(name) == 12000
+
+    # A writer dying mid-upload: the first half of the bytes reaches the server/disk, then it fails.
+    if backend == "filesystem":
+        real_fsync = os.fsync
+
+        def dying_fsync(fd):
+            real_fsync(fd)
+            raise OSError("disk gone mid-write")
+
+        monkeypatch.setattr(os, "fsync", dying_fsync)
+    else:
+        import botocore.awsrequest
+
+        def dying_send(self, *args, **kwargs):
+            raise ConnectionError("connection lost mid-upload")
+
+        monkeypatch.setattr(botocore.awsrequest.AWSConnection, "send", dying_send, raising=False)
+        monkeypatch.setattr(botocore.awsrequest.AWSHTTPConnection, "send", dying_send)
+    with pytest.raises(Exception):  # noqa: B017 - whatever the backend raises
+        checkpoint.save(b"torn" * 5000)
+    monkeypatch.undo()
+    assert checkpoint.load() == b"second" * 2000  # the latest complete checkpoint, never a torn one
+    assert storage.list_files("checkpoints") == [name]  # no temporary left behind either
+
+
+def test_a_run_resumes_from_the_latest_complete_checkpoint_in_the_storage(backend, direct_delivery, user,
+                                                                         quick_config, monkeypatch):
+    """Crash during epoch 3 of 4: the next delivery loads epoch 2's checkpoint from the storage, trains
+    epochs 3-4 only, and ends with the numbers of an uninterrupted run."""
+    config = {**quick_config, "epochs": 4}
+    reference = services.experiment_create(owner=user, config=config)
+    services.experiment_run(experiment_id=reference.pk)
+    reference.refresh_from_db()
+
+    experiment = services.experiment_create(owner=user, config=config)
+    stop_at(monkeypatch, epoch=3, action=crash)
+    with pytest.raises(SimulatedCrash):
+        services.experiment_run(experiment_id=experiment.pk)
+    monkeypatch.undo()
+    saved = storage.read_bytes(checkpoint_name(experiment))
+    with np.load(io.BytesIO(saved)) as stored:
+        assert '"epoch": 2' in str(stored["meta"])
+
+    trained: list[int] = []
+    original = services.RunMonitor.on_epoch
+    monkeypatch.setattr(services.RunMonitor, "on_epoch",
+                        lambda self, metrics: (trained.append(metrics.epoch), original(self, metrics))[1])
+    services.experiment_run(experiment_id=experiment.pk)
+    experiment.refresh_from_db()
+    assert experiment.status == Status.SUCCEEDED and trained == [3, 4]
+    assert experiment.test_accuracy == reference.test_accuracy
+    assert storage.read_bytes(experiment.weights_path) == storage.read_bytes(reference.weights_path)
+    assert not exists(checkpoint_name(experiment))
+
+
+def test_legacy_absolute_paths_map_to_storage_names(settings, tmp_path):
+    settings.TUNER_ARTIFACT_DIR = tmp_path / "artifacts"
+    assert storage.name_of(str(tmp_path / "artifacts" / "weights" / "experiment-3.npz")) == "weights/experiment-3.npz"
+    assert storage.name_of("weights/experiment-3.npz") == "weights/experiment-3.npz"
+    assert storage.name_of(str(tmp_path / "elsewhere.npz")) == "" and storage.name_of("") == ""
+
+
+def test_stored_weights_are_about_the_estimate(backend, direct_delivery, user):
     experiment = services.experiment_create(owner=user, config=BASE)
     services.experiment_run(experiment_id=experiment.pk)
     experiment.refresh_from_db()
-    with np.load(experiment.weights_path) as stored:
+    with np.load(io.BytesIO(storage.read_bytes(experiment.weights_path))) as stored:
         arrays = sum(stored[name].nbytes for name in stored.files if name != "class_names")
     assert arrays == weights_of(BASE)
     assert weights_of(BASE) < experiment.weights_bytes < weights_of(BASE) + 4096

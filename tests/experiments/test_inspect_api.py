@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from experiments import inference, services
+from experiments import inference, services, storage
 from experiments.models import Experiment
 from training.data import CLASS_NAMES, load_fashion_mnist
 
@@ -135,10 +135,12 @@ def test_a_missing_weights_file_is_404(trained_run, api_client):
     assert "missing" in response.json()["detail"]
 
 
-def test_weights_that_do_not_fit_the_network_are_409(trained_run, api_client, tmp_path):
-    path = tmp_path / "wrong.npz"
-    np.savez(path, W0=np.zeros((784, 5), np.float32), b0=np.zeros(5, np.float32))
-    Experiment.objects.filter(pk=trained_run.pk).update(weights_path=str(path))
+def test_weights_that_do_not_fit_the_network_are_409(trained_run, api_client):
+    buffer = io.BytesIO()
+    np.savez(buffer, W0=np.zeros((784, 5), np.float32), b0=np.zeros(5, np.float32))
+    path = f"weights/experiment-{trained_run.pk}.wrong.npz"
+    storage.save_bytes(path, buffer.getvalue())
+    Experiment.objects.filter(pk=trained_run.pk).update(weights_path=path)
     response = api_client.get(url(trained_run.pk, "filters"))
     assert response.status_code == 409
     assert "do not fit" in response.json()["detail"]
@@ -272,7 +274,7 @@ def test_filters_are_first_layer_columns_scaled_per_unit(trained_run, api_client
     assert len(body["filters"]) == min(32, units)
     assert all(len(f) == 784 for f in body["filters"])
     assert all(min(f) == 0 and max(f) == 255 for f in body["filters"])
-    with np.load(trained_run.weights_path) as stored:
+    with np.load(io.BytesIO(storage.read_bytes(trained_run.weights_path))) as stored:
         column = stored["W0"][:, 0]
     expected = np.rint((column - column.min()) / (column.max() - column.min()) * 255)
     assert body["filters"][0] == expected.astype(int).tolist()

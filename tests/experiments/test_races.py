@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import services
+from experiments import services, storage
 from experiments.models import Experiment
 from tests.conftest import QUICK_CONFIG
 from training.config import TrainingConfig
@@ -29,7 +29,7 @@ def test_a_stale_lease_never_writes_the_weights_file(direct_delivery, user):
     services.experiment_run(experiment_id=experiment.pk)
     experiment.refresh_from_db()
     weights = services.artifact_path("weights", experiment.pk)
-    stored = weights.read_bytes()
+    stored = storage.read_bytes(weights)
 
     config = TrainingConfig.from_dict({**QUICK_CONFIG, "epochs": 1, "seed": 7})
     data = prepare_dataset(load_fashion_mnist(), validation_fraction=config.validation_fraction, seed=7,
@@ -37,5 +37,5 @@ def test_a_stale_lease_never_writes_the_weights_file(direct_delivery, user):
     other_result = fit(config, data)
     with pytest.raises(services.LeaseLost):
         services.experiment_finish(experiment_id=experiment.pk, lease=experiment.attempts - 1, result=other_result)
-    assert weights.read_bytes() == stored
-    assert not [path.name for path in weights.parent.iterdir() if ".tmp" in path.name]  # no temporary file left
+    assert storage.read_bytes(weights) == stored
+    assert not [name for name in storage.list_files("weights") if ".tmp" in name]  # no temporary file left

@@ -1,6 +1,6 @@
 """Delete run files nothing needs any more and make the recorded sizes match the disk.
 
-Under TUNER_ARTIFACT_DIR/checkpoints and /weights: files of runs whose row is gone,
+In checkpoints/ and weights/ of the artifact storage (TUNER_ARTIFACT_DIR or the S3 bucket): files of runs whose row is gone,
 checkpoints of runs that already ended, `*.tmp*` leftovers older than an hour. Every run's
 `checkpoint_bytes` / `weights_bytes` (what the per-user storage limit adds up) is then set
 from its files. Safe while workers run; other directories (a dataset cache) are never touched.
@@ -18,7 +18,7 @@ from experiments.services.artifacts import human_bytes
 
 
 class Command(BaseCommand):
-    help = ("Delete orphan run files, checkpoints of ended runs and old temporaries under TUNER_ARTIFACT_DIR; "
+    help = ("Delete orphan run files, checkpoints of ended runs and old temporaries in the artifact storage; "
             "re-measure the stored sizes of every run.")
 
     def add_arguments(self, parser):
