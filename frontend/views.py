@@ -50,7 +50,8 @@ PAGES = {
                        RUN_VIEWS + js("draw_pad", "try_model", "run_detail")),
     "sweeps": Page("frontend/sweeps.html", "sweeps", css("pages", "config_form", "sweeps"),
                    CONFIG_FORM + js("sweeps")),
-    "sweep_detail": Page("frontend/sweep_detail.html", "sweeps", css("pages", "sweeps"), CHART_JS + js("sweep_detail")),
+    "sweep_detail": Page("frontend/sweep_detail.html", "sweeps", css("pages", "sweeps"),
+                         CHART_JS + js("sweep_state", "sweep_detail")),
     "tokens": Page("frontend/tokens.html", "tokens", css("pages"), js("token_list", "tokens")),
     "lab": Page("frontend/lab.html", "lab", css("pages", "lab"), js("lab_status", "lab")),
 }

@@ -1,12 +1,18 @@
-// Sweep detail page (/sweeps/<id>/): polls GET /api/sweeps/<id>/ every 2 s while the sweep is
-// queued or running and draws the header, warnings, trial table, best-so-far chart, a
-// parallel-coordinates plot and the importance bars. Needs common.js and Chart.js (window.Chart).
+// Sweep detail page (/sweeps/<id>/): follows the sweep over its websocket (ws/sweeps/<id>/: a snapshot,
+// then numbered trial_started / trial_epoch / trial_ended / best_changed / sweep_status / sweep_finished
+// events, kept in a sweep_state.js state) and draws the header, warnings, trial table, best-so-far chart,
+// a parallel-coordinates plot and the importance bars. Polling GET /api/sweeps/<id>/ every 2 s is only
+// the fallback while the socket is down; `?poll=off` (sets #sweep-page[data-poll-fallback=off]) turns it
+// off, so a test can prove the page updates from pushes alone. Needs common.js, sweep_state.js and
+// Chart.js (window.Chart).
 (function () {
   "use strict";
-  const { api, urls, el, fmt, errorText, runState: RS } = window.Tuner;
+  const { api, urls, el, fmt, errorText, runState: RS, LiveSocket } = window.Tuner;
+  const SS = window.TunerSweepState;
 
   const root = document.getElementById("sweep-page");
   const sweepId = parseInt(root.dataset.sweepId, 10);
+  if (new URLSearchParams(window.location.search).get("poll") === "off") root.dataset.pollFallback = "off";
   const POLL_MS = 2000;
   const ACTIVE = RS.ACTIVE;  // sweeps and their trials (runs) share the run statuses' active pair
   const COLORS = { green: "#00ff41", info: "#5cc8ff", grid: "rgba(15, 90, 38, 0.55)", tick: "#8fcf9f", text: "#c8ffd4" };
@@ -25,40 +31,70 @@
   const runBest = $("sweep-run-best");
   const actionMessage = $("sweep-action-message");
 
-  let sweep = null;
+  let state = SS.emptySweep(sweepId);  // the sweep as last applied (sweep_state.js)
+  let sweep = null;                    // the sweep as last drawn
   let timer = null;
   let busy = false;
   let bestConfig = { id: null, config: null, pending: null };
   const charts = { best: null, parallel: null, importance: null };
 
-  // ------------------------------------------------------------------ polling
+  // ------------------------------------------------------------------ websocket, polling as fallback
 
-  function schedule() {
-    window.clearTimeout(timer);
-    timer = null;
-    if (sweep && ACTIVE.has(sweep.status)) {
-      timer = window.setTimeout(poll, POLL_MS);
-      setConnection("polling", "live · every 2 s");
-    } else if (sweep) {
-      setConnection("idle", "finished · not polling");
-    }
-  }
-
-  function setConnection(state, text) {
-    connectionBox.dataset.state = state === "polling" ? "live" : state;
+  function setConnection(dataState, text) {
+    connectionBox.dataset.state = dataState;
     connection.textContent = text;
   }
 
-  async function poll() {
-    try {
-      render(await api.get(urls.to("api:sweep-detail", sweepId)));
-    } catch (err) {
-      setConnection("refused", err.status === 404 ? "not found" : "retrying");
-      if (err.status !== 404) { timer = window.setTimeout(poll, POLL_MS * 2); }
-      return;
-    }
-    schedule();
+  function apply(event) {
+    const next = SS.applySweepEvent(state, event);
+    if (next === state) return;
+    state = next;
+    if (state.status) render(state);
   }
+
+  function receive(event) {
+    if (SS.resyncRefused(event)) { poll(); return; }  // one REST read instead
+    if (SS.seqGap(state, event)) resync();  // the channel layer dropped something
+    apply(event);
+  }
+
+  function resync() {
+    if (socket.open) socket.send({ type: "resync" });
+    else poll();
+  }
+
+  const pollingOff = () => root.dataset.pollFallback === "off";
+
+  function stopPolling() {
+    window.clearTimeout(timer);
+    timer = null;
+  }
+
+  // The socket is down: read the REST detail every 2 s while the sweep is active (unless turned off).
+  function fallback() {
+    if (pollingOff()) { setConnection("refused", "disconnected · polling off"); return; }
+    setConnection("polling", "polling · every 2 s");
+    if (timer === null) poll();
+  }
+
+  async function poll() {
+    stopPolling();
+    try {
+      apply({ type: "snapshot", sweep: await api.get(urls.to("api:sweep-detail", sweepId)) });
+    } catch (err) {
+      if (err.status === 404) { setConnection("refused", "not found"); return; }
+    }
+    if (!socket.open && !pollingOff() && (!state.status || SS.isActive(state))) {
+      timer = window.setTimeout(poll, POLL_MS);
+    }
+  }
+
+  const socket = new LiveSocket(`sweeps/${sweepId}/`, {
+    open: () => { stopPolling(); setConnection("live", "live"); },
+    message: receive,
+    down: fallback,
+    refused: () => { stopPolling(); setConnection("refused", "not found"); },
+  });
 
   // ------------------------------------------------------------------ header
 
@@ -337,16 +373,15 @@
 
   cancelButton.addEventListener("click", () => action(cancelButton, async () => {
     if (!window.confirm("Cancel this sweep? Queued trials are dropped and running ones stop.")) return;
-    render(await api.post(urls.to("api:sweep-cancel", sweepId)));
-    schedule();
+    apply({ type: "snapshot", sweep: await api.post(urls.to("api:sweep-cancel", sweepId)) });
   }));
 
   extendButton.addEventListener("click", () => action(extendButton, async () => {
     const by = parseInt(extendInput.value, 10);
     if (!(by > 0)) { actionMessage.textContent = "Enter how many trials to add (1 or more)."; return; }
-    render(await api.post(urls.to("api:sweep-extend", sweepId), { budget: sweep.budget + by }));
+    apply({ type: "snapshot", sweep: await api.post(urls.to("api:sweep-extend", sweepId), { budget: sweep.budget + by }) });
     actionMessage.textContent = "";
-    schedule();
+    if (!socket.open && timer === null) fallback();  // active again: the fallback polls again
   }));
 
   runBest.addEventListener("click", () => action(runBest, async () => {
@@ -365,6 +400,4 @@
   });
 
   hidePruned.addEventListener("change", () => { if (sweep) { renderTrials(); renderParallel(); } });
-
-  poll();
 })();
