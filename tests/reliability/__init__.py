@@ -51,9 +51,11 @@ def is_postgres() -> bool:
 
 class Worker:
     """One `celery worker -P solo -c 1` subprocess (or `pool="prefork"`, as deployed) on the test
-    queue, with its log in a file."""
+    queue, with its log in a file. `prefix` runs it under another command (`ip netns exec NAME`: the
+    worker of another host, tests/reliability/netns.py)."""
 
-    def __init__(self, *, batch_delay: float = 0.0, env: dict[str, str] | None = None, pool: str = "solo"):
+    def __init__(self, *, batch_delay: float = 0.0, env: dict[str, str] | None = None, pool: str = "solo",
+                 prefix: list[str] | None = None):
         self.log = Path(tempfile.mkstemp(prefix="tuner-worker-", suffix=".log")[1])
         full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.django_settings",
                     "DATABASE_URL": worker_database_url(), "PYTHONUNBUFFERED": "1",
@@ -62,7 +64,7 @@ class Worker:
         queue = full_env["TUNER_QUEUE"]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", WORKER_MAIN, "worker", "-P", pool, "-c", "1", "-Q", queue,
+                [*(prefix or []), sys.executable, "-c", WORKER_MAIN, "worker", "-P", pool, "-c", "1", "-Q", queue,
                  "-l", "INFO", "--hostname", f"rel-{uuid.uuid4().hex[:8]}@%h", "--without-mingle",
                  "--without-gossip"],
                 cwd=ROOT, env=full_env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

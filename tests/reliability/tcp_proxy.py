@@ -8,12 +8,13 @@ import time
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to (host, target_port). `cut(seconds)` closes every open
+    """Forwards <bind>:<port> (127.0.0.1 unless `bind` says otherwise) to (host, target_port). `cut(seconds)` closes every open
     connection and refuses new ones for `seconds` (the listening socket is closed, so clients
     get "connection refused"), then listens again on the same port."""
 
-    def __init__(self, host: str, target_port: int):
+    def __init__(self, host: str, target_port: int, *, bind: str = "127.0.0.1"):
         self.target = (host, target_port)
+        self.bind = bind
         self.port = 0
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
@@ -31,7 +32,7 @@ class TcpProxy:
     def _listen(self) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.bind, self.port))
         listener.listen(64)
         self.port = listener.getsockname()[1]
         self._listener = listener
