@@ -62,6 +62,7 @@ def test_the_reconciler_runs_on_a_beat_schedule():
 
     entry = app.conf.beat_schedule["reconcile-runs"]
     assert entry["task"] == "experiments.reconcile_runs" and entry["schedule"] == 60
+    app.loader.import_default_modules()  # what a worker or beat does at start: autodiscovers the tasks
     assert "experiments.reconcile_runs" in app.tasks
     assert app.conf.worker_cancel_long_running_tasks_on_connection_loss is True
 
