@@ -38,6 +38,9 @@ class Experiment(models.Model):
     trial_number = models.PositiveIntegerField(null=True, blank=True,
                                                help_text="1-based number of the trial within its sweep.")
 
+    sweep_rung = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Autotune: the trial's fidelity rung (0 = cheapest); the final trial's is "
+                                         "one past the last search rung.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -205,7 +208,9 @@ class Sweep(models.Model):
 
     OBJECTIVE = "val_accuracy"  # maximised; the best validation accuracy of a trial
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
-    MAX_BUDGET = 200
+    MAX_BUDGET = 200  # trials, for a sweep without a time budget
+    MAX_TIMED_BUDGET = 100_000  # trials, for a time-budgeted sweep (the clock is its real limit)
+    MAX_TIME_BUDGET_SECONDS = 24 * 3600
     MAX_PARALLELISM = 8
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sweeps")
@@ -218,8 +223,13 @@ class Sweep(models.Model):
     second_objective = models.CharField(max_length=12, choices=SecondObjective.choices,
                                         default=SecondObjective.NONE,
                                         help_text="Minimised alongside the objective; the result is a Pareto front.")
-    budget = models.PositiveSmallIntegerField(help_text="Most trials the sweep creates.")
-    trials_created = models.PositiveSmallIntegerField(
+    budget = models.PositiveIntegerField(help_text="Most trials the sweep creates.")
+    time_budget_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Wall-clock budget from created_at (extend adds to it); None: trials only.")
+    autotune = models.JSONField(
+        null=True, blank=True, help_text="Tune for me: {minutes, fixed, rungs, final, ...} "
+                                         "(experiments/search/autotune.py); None for an ordinary sweep.")
+    trials_created = models.PositiveIntegerField(
         default=0, help_text="Trials created so far (the last trial_number); deleted ones still count.")
     parallelism = models.PositiveSmallIntegerField(default=2, help_text="Most trials queued or running at once.")
     pruner = models.CharField(max_length=8, choices=Pruner.choices, default=Pruner.NONE)
@@ -259,7 +269,10 @@ class Sweep(models.Model):
             models.CheckConstraint(condition=Q(pruner__in=["none", "median", "asha"]), name="sweep_pruner_valid"),
             models.CheckConstraint(condition=Q(second_objective__in=["none", "seconds", "parameters"]),
                                    name="sweep_second_objective_valid"),
-            models.CheckConstraint(condition=Q(budget__gte=1, budget__lte=200), name="sweep_budget_range"),
+            models.CheckConstraint(condition=Q(budget__gte=1) & (Q(budget__lte=200) | (
+                Q(time_budget_seconds__isnull=False) & Q(budget__lte=100_000))), name="sweep_budget_range"),
+            models.CheckConstraint(condition=Q(time_budget_seconds__isnull=True) | Q(
+                time_budget_seconds__gte=1, time_budget_seconds__lte=24 * 3600), name="sweep_time_budget_range"),
             models.CheckConstraint(condition=Q(parallelism__gte=1, parallelism__lte=8),
                                    name="sweep_parallelism_range"),
         ]

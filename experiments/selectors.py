@@ -174,7 +174,7 @@ def _trial_records(runs: QuerySet[Experiment], *, warm: bool = False) -> list:
     from experiments.search.records import TrialRecord
 
     rows = list(runs.values("id", "trial_number", "status", "config", "best_val_accuracy", "test_accuracy",
-                            "epochs_done", "message", "error_message"))
+                            "epochs_done", "message", "error_message", "finished_at", "started_at", "sweep_rung"))
     epochs: dict[int, dict[int, float]] = {row["id"]: {} for row in rows}
     seconds: dict[int, float] = {row["id"]: 0.0 for row in rows}
     metrics = (EpochMetric.objects.filter(experiment_id__in=list(epochs))
@@ -186,13 +186,45 @@ def _trial_records(runs: QuerySet[Experiment], *, warm: bool = False) -> list:
                         config=row["config"] if isinstance(row["config"], dict) else {},
                         best_val_accuracy=row["best_val_accuracy"], test_accuracy=row["test_accuracy"],
                         epochs_done=row["epochs_done"], intermediate=epochs[row["id"]], seconds=seconds[row["id"]],
-                        message=row["message"] or row["error_message"], warm=warm)
+                        message=row["message"] or row["error_message"], warm=warm,
+                        finished_at=row["finished_at"].timestamp() if row["finished_at"] else None,
+                        started_at=row["started_at"].timestamp() if row["started_at"] else None,
+                        rung=row["sweep_rung"])
             for row in rows]
 
 
 def sweep_trial_records(*, sweep: Sweep) -> list:
     """The sweep's trials as experiments.search.records.TrialRecord, by trial number."""
     return _trial_records(sweep_trials(sweep=sweep))
+
+
+def sweep_trial_records_changed(*, sweep: Sweep, after: int, numbers: list[int]) -> list:
+    """The trials numbered above `after` or in `numbers` (what a cached study has not seen final)."""
+    return _trial_records(sweep_trials(sweep=sweep).filter(Q(trial_number__gt=after) | Q(trial_number__in=numbers)))
+
+
+def sweep_trial_fingerprint(*, sweep: Sweep):
+    """search.study.Fingerprint of the sweep's trial rows: one aggregate query."""
+    from django.db.models import Count, Max
+
+    from experiments.search.study import Fingerprint
+
+    row = Experiment.objects.filter(sweep=sweep).aggregate(
+        count=Count("id"), active=Count("id", filter=Q(status__in=Experiment.ACTIVE_STATUSES)),
+        last=Max("trial_number"), finished=Max("finished_at"))
+    return Fingerprint(count=row["count"], active=row["active"], last=row["last"] or 0,
+                       finished=row["finished"].timestamp() if row["finished"] else None)
+
+
+def sweep_typical_trial_seconds(*, sweep: Sweep, rung: int | None = None) -> float | None:
+    """The median wall time (start to end) of the sweep's succeeded trials (of one autotune rung), or None."""
+    runs = Experiment.objects.filter(sweep=sweep, status=Experiment.Status.SUCCEEDED, started_at__isnull=False,
+                                     finished_at__isnull=False)
+    if rung is not None:
+        runs = runs.filter(sweep_rung=rung)
+    spans = sorted((end - start).total_seconds()
+                   for start, end in runs.order_by("-finished_at").values_list("started_at", "finished_at")[:50])
+    return spans[len(spans) // 2] if spans else None
 
 
 def sweep_warm_records(*, sweep: Sweep) -> list:

@@ -17,6 +17,7 @@ from experiments.search.study import build_study, optuna_quietly
 from training.config import FIELDS
 
 IMPORTANCE_MIN_TRIALS = 4
+IMPORTANCE_MAX_TRIALS = 300  # importance from the latest results only: a live update stays cheap in long sweeps
 EDGE_FRACTION = 0.10
 EDGE_TOP_TRIALS = 3
 
@@ -61,7 +62,7 @@ def importance(spec: SweepSpec, records: Iterable[TrialRecord]) -> dict[str, flo
     project does not install; PED-ANOVA needs nothing beyond NumPy.
     """
     varied = {name: p for name, p in spec.params.items() if p.size is None or p.size > 1}
-    done = [r for r in records if r.is_own_result]
+    done = [r for r in records if r.is_own_result][-IMPORTANCE_MAX_TRIALS:]  # the latest: O(1) per live update
     if len(varied) < 2 or len(done) < IMPORTANCE_MIN_TRIALS:
         return None
     try:

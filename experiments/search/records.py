@@ -28,6 +28,9 @@ class TrialRecord:
     seconds: float = 0.0  # training time: the sum of its epochs' seconds
     message: str = ""
     warm: bool = False
+    finished_at: float | None = None  # a POSIX timestamp
+    started_at: float | None = None
+    rung: int | None = None  # autotune: the trial's fidelity rung (Experiment.sweep_rung)
 
     @property
     def parameters(self) -> int | None:

@@ -37,6 +37,7 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -244,7 +245,7 @@ class Asker:
         self.spec = spec
         with optuna_quietly():
             self.study = build_study(spec, records, warm=warm if spec.strategy != "grid" else ())
-        self._offset = len(self.study.trials) - max((r.number for r in records), default=0)
+        self._offset = len(self.study.get_trials(deepcopy=False)) - max((r.number for r in records), default=0)
         self._distributions = distributions_of(spec)
         self._asked: dict[int, optuna.Trial] = {}
 
@@ -253,7 +254,7 @@ class Asker:
         with optuna_quietly(optuna.exceptions.ExperimentalWarning, UserWarning):
             self.study.sampler = make_sampler(self.spec, number)
             expected = number - 1 + self._offset
-            while len(self.study.trials) < expected:  # keep trial.number == trial_number - 1 (+ imports)
+            while len(self.study.get_trials(deepcopy=False)) < expected:  # keep trial.number == trial_number - 1 (+ imports)
                 self.study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
             trial = self.study.ask(self._distributions)
         self._asked[number] = trial
@@ -264,3 +265,124 @@ class Asker:
         trial = self._asked.pop(number, None)
         if trial is not None:
             self.study.tell(trial, state=TrialState.FAIL)
+
+
+# --------------------------------------------------------------------------- keeping the study between asks
+
+
+@dataclass
+class Fingerprint:
+    """What the database says of a sweep's trial rows, cheaply (one aggregate query)."""
+
+    count: int  # rows
+    active: int  # queued or running rows
+    last: int  # highest trial_number (0 without rows)
+    finished: float | None  # latest finished_at (a timestamp), None if none has finished
+
+
+class CachedAsker(Asker):
+    """An Asker kept between fills of one sweep in one process, told only what changed.
+
+    The database stays the source of truth: before each fill the coordinator re-reads the
+    trials this study still holds as RUNNING plus any newer trial numbers (`sync`), then
+    compares the study's view with the rows' `Fingerprint` (`matches`); anything else that
+    changed (a deleted row, a retried trial, an aborted fill that asked for numbers it never
+    stored) makes them differ and the caller builds a fresh one. Cost per fill:
+    O(new results) for the update plus the sampler's own work.
+    """
+
+    def __init__(self, spec: SweepSpec, records: Sequence[TrialRecord], warm: Sequence[TrialRecord] = (), *,
+                 key: Any = None):
+        super().__init__(spec, records, warm)
+        self.key = key  # what the study was built for (spec and warm-start ids): another key, another study
+        self._rows = {r.number for r in records}
+        self._open = {r.number for r in records if r.status in ACTIVE}
+        self._finished = max((r.finished_at for r in records if r.finished_at is not None), default=None)
+        self._last = max(self._rows, default=0)
+
+    @property
+    def open_numbers(self) -> list[int]:
+        return sorted(self._open)
+
+    @property
+    def last(self) -> int:
+        return self._last
+
+    def ask(self, number: int) -> dict[str, Any]:
+        changes = super().ask(number)
+        self._last = max(self._last, number)
+        self._rows.add(number)  # the caller stores the row (or calls fail(), which stores it failed)
+        self._open.add(number)
+        return changes
+
+    def fail(self, number: int) -> None:
+        super().fail(number)
+        self._open.discard(number)
+
+    def sync(self, changed: Sequence[TrialRecord]) -> None:
+        """Tell the study the rows re-read since the last fill (its open trials and newer numbers)."""
+        trials = self.study.get_trials(deepcopy=False)
+        storage, distributions = self.study._storage, self._distributions  # noqa: SLF001 - in-memory storage
+        for record in sorted(changed, key=lambda r: r.number):
+            if record.finished_at is not None:
+                self._finished = max(self._finished or record.finished_at, record.finished_at)
+            index = record.number - 1 + self._offset
+            if record.number > self._last:
+                with optuna_quietly():
+                    while len(self.study.get_trials(deepcopy=False)) < index:
+                        self.study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL,
+                                                                       user_attrs={"placeholder": True}))
+                    self.study.add_trial(_frozen(self.spec, record, directions=len(self.study.directions),
+                                                 distributions=distributions))
+                trials = self.study.get_trials(deepcopy=False)
+                self._last = record.number
+                self._rows.add(record.number)
+                if record.status in ACTIVE:
+                    self._open.add(record.number)
+                continue
+            if record.status in ACTIVE or record.number not in self._open:
+                continue
+            frozen = _frozen(self.spec, record, directions=len(self.study.directions), distributions=distributions)
+            trial_id = trials[index]._trial_id  # noqa: SLF001
+            for step, value in frozen.intermediate_values.items():
+                storage.set_trial_intermediate_value(trial_id, step, value)
+            storage.set_trial_state_values(trial_id, frozen.state, frozen.values)
+            self._open.discard(record.number)
+
+    def matches(self, fingerprint: Fingerprint) -> bool:
+        return (fingerprint.count == len(self._rows) and fingerprint.active == len(self._open)
+                and fingerprint.last == self._last and fingerprint.finished == self._finished)
+
+
+ACTIVE = ("queued", "running")
+
+
+class AskerCache:
+    """Per-process CachedAskers by sweep id (bounded: the least recently used one goes first)."""
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self._items: dict[int, CachedAsker] = {}
+        self._lock = threading.Lock()
+
+    def get(self, sweep_id: int, key: Any) -> CachedAsker | None:
+        with self._lock:
+            asker = self._items.pop(sweep_id, None)
+            if asker is not None and asker.key == key:
+                self._items[sweep_id] = asker
+                return asker
+            return None
+
+    def put(self, sweep_id: int, asker: CachedAsker) -> None:
+        with self._lock:
+            self._items.pop(sweep_id, None)
+            self._items[sweep_id] = asker
+            while len(self._items) > self.size:
+                self._items.pop(next(iter(self._items)))
+
+    def drop(self, sweep_id: int) -> None:
+        with self._lock:
+            self._items.pop(sweep_id, None)
+
+
+ASKERS = AskerCache()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -114,20 +115,25 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
         _sweep_set_best(sweep)
         live_sweeps.announce_sweep(sweep, before)
         return
+    if sweep.autotune:
+        from experiments.services.autotune import autotune_fill_locked  # (autotune builds on this module)
+
+        autotune_fill_locked(sweep, before)
+        return
     spec = SweepSpec.from_row(sweep)
-    records = selectors.sweep_trial_records(sweep=sweep)
+    fingerprint = selectors.sweep_trial_fingerprint(sweep=sweep)
     # Every trial ever created uses the budget, whatever its status (even if deleted since).
-    created = max(sweep.trials_created, max((r.number for r in records), default=0))
-    active = sum(r.status in Experiment.ACTIVE_STATUSES for r in records)
+    created = max(sweep.trials_created, fingerprint.last)
+    active = fingerprint.active
     budget = spec.effective_budget
     free = free_run_slots(sweep.owner)  # under the owner's lock: no race with their other creations
     asker = None
     storage_full = ""  # the storage limit's message once it refused a trial
+    out_of_time = _out_of_time(sweep)
     fault_point(SWEEP_REFILL)
-    while active < sweep.parallelism and created < budget and free > 0:
-        if asker is None and not sweep.candidates:  # one rebuild per call; each asked trial stays RUNNING
-            warm = selectors.sweep_warm_records(sweep=sweep) if sweep.warm_start else []
-            asker = study.Asker(spec, records, warm)
+    while active < sweep.parallelism and created < budget and free > 0 and not out_of_time:
+        if asker is None and not sweep.candidates:  # each asked trial stays RUNNING in the study
+            asker = _sweep_asker(sweep, spec, fingerprint)
         number = created + 1
         # Find the fix (services/fixes.py): trial n tries candidate n instead of asking the search.
         changes = sweep.candidates[number - 1]["changes"] if sweep.candidates else asker.ask(number)
@@ -140,6 +146,7 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
             free -= 1
         except StorageLimitExceeded as exc:  # no trial is created; the ones running may still end
             storage_full = exc.message
+            study.ASKERS.drop(sweep.pk)  # it asked for a number that was not stored
             break
         except ConfigInvalid as exc:  # a combination the space's checks could not rule out
             if asker is not None:
@@ -160,7 +167,10 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
     if storage_full and active == 0:  # nothing running whose end would try again: the sweep stops
         sweep.status, sweep.finished_at = Sweep.Status.FINISHED, timezone.now()
         sweep.message = f"stopped after {created} of {budget} trials: {storage_full}"
-    if active == 0 and created >= budget:
+    if active == 0 and out_of_time and created < budget:
+        sweep.status, sweep.finished_at = Sweep.Status.FINISHED, timezone.now()
+        sweep.message = f"used its time budget of {_minutes(sweep.time_budget_seconds)} ({created} trials)"
+    elif active == 0 and created >= budget:
         sweep.status = Sweep.Status.FINISHED
         sweep.finished_at = timezone.now()
         grid = search_space.grid_size(spec.params) if spec.strategy == "grid" else None
@@ -169,6 +179,44 @@ def _sweep_fill_locked(sweep: Sweep) -> None:
     _sweep_set_best(sweep)
     sweep.save(update_fields=["status", "finished_at", "message", "best_trial", "trials_created"])
     live_sweeps.announce_sweep(sweep, before, started=started)
+
+
+def _sweep_asker(sweep: Sweep, spec: SweepSpec, fingerprint) -> study.CachedAsker:
+    """The sweep's study, kept in this process between fills and told only what changed since
+    (search.study.CachedAsker); rebuilt from every trial row when it no longer matches them."""
+    key = (spec, tuple(sweep.warm_start_runs or ()) if sweep.warm_start else ())
+    asker = study.ASKERS.get(sweep.pk, key)
+    if asker is not None:
+        asker.sync(selectors.sweep_trial_records_changed(sweep=sweep, after=asker.last, numbers=asker.open_numbers))
+        if asker.matches(fingerprint):
+            return asker
+    warm = selectors.sweep_warm_records(sweep=sweep) if sweep.warm_start else []
+    asker = study.CachedAsker(spec, selectors.sweep_trial_records(sweep=sweep), warm, key=key)
+    study.ASKERS.put(sweep.pk, asker)
+    return asker
+
+
+def _minutes(seconds: float | None) -> str:
+    seconds = float(seconds or 0)
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
+def sweep_deadline(sweep: Sweep):
+    """When a time-budgeted sweep's clock runs out (created_at + its time budget), else None."""
+    if not sweep.time_budget_seconds or sweep.created_at is None:
+        return None
+    return sweep.created_at + timedelta(seconds=sweep.time_budget_seconds)
+
+
+def _out_of_time(sweep: Sweep) -> bool:
+    """A time-budgeted sweep whose remaining time cannot fit another trial (its trials' median wall
+    time so far, or nothing before the first one ends)."""
+    deadline = sweep_deadline(sweep)
+    if deadline is None:
+        return False
+    remaining = (deadline - timezone.now()).total_seconds()
+    typical = selectors.sweep_typical_trial_seconds(sweep=sweep)
+    return remaining <= (typical or 0.0)
 
 
 def _sweep_set_best(sweep: Sweep) -> None:
