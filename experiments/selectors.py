@@ -291,6 +291,7 @@ def sweep_trial_row(spec, record) -> dict[str, Any]:
 def sweep_detail(*, sweep: Sweep) -> dict[str, Any]:
     """Everything the sweep page shows: its settings, trials, best, Pareto front, importance, warnings."""
     from experiments.search.analysis import analyse
+    from experiments.search.autotune import anytime_curve
     from experiments.search.records import SweepSpec
 
     records = sweep_trial_records(sweep=sweep)
@@ -323,6 +324,9 @@ def sweep_detail(*, sweep: Sweep) -> dict[str, Any]:
         "importance": analysis["importance"],
         "warnings": analysis["warnings"],
         "counts": sweep_counts(sweep=sweep, records=records),
+        "time_budget_seconds": sweep.time_budget_seconds,
+        "autotune": sweep.autotune,
+        "anytime": anytime_curve(records, start=sweep.created_at.timestamp()),
     }
 
 

@@ -169,6 +169,12 @@ class SweepDetailOutputSerializer(serializers.Serializer):
                                      help_text='e.g. "widen learning_rate above 0.1 ..." when the best trials '
                                                "sit at an edge of a range.")
     counts = SweepCountsSerializer()
+    time_budget_seconds = serializers.IntegerField(allow_null=True, help_text="Wall-clock budget, or null.")
+    autotune = serializers.JSONField(allow_null=True, help_text="Tune for me: its plan (minutes, fixed, rungs), "
+                                                                "or null for an ordinary sweep.")
+    anytime = serializers.ListField(
+        child=serializers.DictField(), help_text="Best val and test accuracy so far vs seconds since the start: "
+                                                 "[{seconds, best_val_accuracy, best_test_accuracy, trial_number}].")
 
     def to_representation(self, instance: Sweep) -> dict[str, Any]:
         # The one wire format (experiments/live_sweeps.py): also the websocket snapshot's `sweep`.
@@ -338,3 +344,39 @@ class SweepTrialsCSVView(SweepApiView):
 
 __all__ = ["NOT_FOUND", "SweepCancelView", "SweepDetailView", "SweepExtendView", "SweepListCreateView",
            "SweepTrialRetryView", "SweepTrialsCSVView"]
+
+
+class AutotuneInputSerializer(s.StrictInputSerializer):
+    """Tune for me: a wall-clock budget and optional fixed fields; the service checks the values."""
+
+    minutes = serializers.FloatField(help_text="The wall-clock budget, 1 to 1440 minutes.")
+    fixed = serializers.JSONField(required=False, default=None,
+                                  help_text='Fields kept as given, e.g. {"activation": "tanh"}.')
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    parallelism = serializers.IntegerField(required=False, default=DEFAULT_PARALLELISM, min_value=1,
+                                           max_value=Sweep.MAX_PARALLELISM)
+    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
+
+
+class AutotuneErrorSerializer(serializers.Serializer):
+    minutes = serializers.ListField(child=serializers.CharField(), required=False)
+    fixed = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class AutotuneView(SweepApiView):
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "sweep_write"
+    parser_classes = [LimitedJSONParser]
+
+    @extend_schema(tags=["sweeps"], request=AutotuneInputSerializer,
+                   responses={201: SweepDetailOutputSerializer,
+                              400: OpenApiResponse(AutotuneErrorSerializer, description="Invalid input."),
+                              401: UNAUTHENTICATED, 409: STORAGE_FULL, 429: QUOTA},
+                   summary="Tune for me: the best network the lab finds in a wall-clock budget (a sweep)")
+    def post(self, request):
+        serializer = AutotuneInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        from experiments.services.autotune import autotune_create
+
+        sweep = autotune_create(owner=request.user, **serializer.validated_data)
+        return self.detail(sweep, status.HTTP_201_CREATED)

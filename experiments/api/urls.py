@@ -48,6 +48,7 @@ urlpatterns = [
          name="recommendation-apply"),
     path("recommender/stats/", views.RecommenderStatsView.as_view(), name="recommender-stats"),
     path("sweeps/", include(sweep_urls)),
+    path("autotune/", sweep_views.AutotuneView.as_view(), name="autotune"),
     path("lab/status/", lab_views.LabStatusView.as_view(), name="lab-status"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", views.SwaggerView.as_view(url_name="api:schema"), name="docs"),

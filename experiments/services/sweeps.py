@@ -219,6 +219,22 @@ def _out_of_time(sweep: Sweep) -> bool:
     return remaining <= (typical or 0.0)
 
 
+FINAL_GRACE_FRACTION = 0.1  # an autotune's final trial may run this share of the budget past its end
+
+
+def _past_deadline(sweep: Sweep, *, experiment_id: int, epoch: int) -> str:
+    """The reason to stop a trial of a time-budgeted sweep whose clock ran out, else ""."""
+    deadline = sweep_deadline(sweep)
+    if deadline is None:
+        return ""
+    rung = Experiment.objects.filter(pk=experiment_id).values_list("sweep_rung", flat=True).first()
+    if sweep.autotune and rung is not None and rung >= len(sweep.autotune.get("rungs", [])):
+        deadline += timedelta(seconds=FINAL_GRACE_FRACTION * sweep.time_budget_seconds)
+    if timezone.now() < deadline:
+        return ""
+    return f"pruned at epoch {epoch}: the sweep's time budget of {_minutes(sweep.time_budget_seconds)} ran out"
+
+
 def _sweep_set_best(sweep: Sweep) -> None:
     best = (Experiment.objects.filter(sweep=sweep, status=Status.SUCCEEDED, best_val_accuracy__isnull=False)
             .order_by("-best_val_accuracy", "trial_number").only("pk").first())
@@ -238,8 +254,13 @@ def sweep_trial_prune_check(*, experiment_id: int, epoch: int) -> str:
     """
     try:
         sweep = (Sweep.objects.filter(trials__pk=experiment_id)
-                 .filter(~Q(pruner=Sweep.Pruner.NONE) | Q(diagnostic_pruning=True)).first())
+                 .filter(~Q(pruner=Sweep.Pruner.NONE) | Q(diagnostic_pruning=True)
+                         | Q(time_budget_seconds__isnull=False)).first())
         if sweep is None:
+            return ""
+        if reason := _past_deadline(sweep, experiment_id=experiment_id, epoch=epoch):
+            return reason
+        if sweep.pruner == Sweep.Pruner.NONE and not sweep.diagnostic_pruning:
             return ""
         if sweep.diagnostic_pruning:
             diagnoses = Experiment.objects.filter(pk=experiment_id).values_list("diagnoses", flat=True).first()
