@@ -5,6 +5,10 @@ peak RSS and thread settings do not leak between them.
 
     python bench/train_speed.py            # speed, floor, RSS, PyTorch if installed
     python bench/train_speed.py --accuracy # also a full default-config run (~30 s)
+    python bench/train_speed.py --threads 1 --presets  # also the default and Strong presets
+                                                       # (dropout, cosine) against their floors
+
+Where an epoch's time goes, part by part: bench/profile_epoch.py.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ BATCH = 128
 THREADS = "2"
 
 
-def _child(mode: str, epochs: int) -> dict:
+def _child(mode: str, epochs: int, preset: str = "") -> dict:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": THREADS, "OMP_NUM_THREADS": THREADS,
            "MKL_NUM_THREADS": THREADS, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, __file__, "--child", mode, "--epochs", str(epochs)],
+    out = subprocess.run([sys.executable, __file__, "--child", mode, "--epochs", str(epochs),
+                          "--threads", THREADS, "--preset", preset],
                          env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
@@ -64,19 +69,31 @@ def child_numpy(epochs: int) -> dict:
     return {"epoch_seconds": times, "samples": int(data.x_train.shape[0]), "rss_mib": _peak_rss_mib()}
 
 
-def child_floor(epochs: int) -> dict:
-    """The same matrix products as one training epoch, nothing else."""
+def child_preset(epochs: int, preset: str) -> dict:
+    """Epochs of a preset as the lab trains it (its split, dropout, schedule), validation included."""
+    from training.config import PRESETS, TrainingConfig
+    from training.data import load_fashion_mnist, prepare_dataset
+    from training.trainer import fit
+    config = TrainingConfig.from_dict({**PRESETS[preset], "epochs": epochs})
+    data = prepare_dataset(load_fashion_mnist(), validation_fraction=config.validation_fraction,
+                           seed=config.seed)
+    result = fit(config, data)
+    return {"epoch_seconds": [m.seconds for m in result.history], "samples": int(data.x_train.shape[0]),
+            "sizes": list(config.layer_sizes), "batch": config.batch_size}
+
+
+def child_floor(epochs: int, sizes=SIZES, n: int = 60000, batch: int = BATCH) -> dict:
+    """The same matrix products as one training epoch of `sizes`, nothing else."""
     import numpy as np
     rng = np.random.default_rng(0)
-    weights = [rng.standard_normal((a, b), dtype=np.float32) for a, b in zip(SIZES[:-1], SIZES[1:])]
-    n = 60000
-    x = rng.standard_normal((BATCH, SIZES[0]), dtype=np.float32)
-    acts = [np.empty((BATCH, s), np.float32) for s in SIZES]
+    weights = [rng.standard_normal((a, b), dtype=np.float32) for a, b in zip(sizes[:-1], sizes[1:])]
+    x = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
+    acts = [np.empty((batch, s), np.float32) for s in sizes]
     grads = [np.empty_like(w) for w in weights]
     times = []
     for _ in range(epochs):
         start = time.perf_counter()
-        for _ in range(n // BATCH):
+        for _ in range(-(-n // batch)):
             acts[0] = x
             for i, w in enumerate(weights):
                 np.matmul(acts[i], w, out=acts[i + 1])
@@ -144,13 +161,26 @@ def child_load(_: int) -> dict:
 
 
 def main() -> None:
+    global THREADS
     parser = argparse.ArgumentParser()
     parser.add_argument("--child")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--accuracy", action="store_true", help="also train the default config fully")
+    parser.add_argument("--presets", action="store_true",
+                        help="also time the default and Strong presets against their own floors")
+    parser.add_argument("--threads", default=THREADS, help="BLAS threads (workers use 1)")
+    parser.add_argument("--preset", default="")
     args = parser.parse_args()
+    THREADS = args.threads
     if args.child:
+        preset_floor = None
+        if args.child == "preset_floor":
+            from training.config import PRESETS, TrainingConfig
+            config = TrainingConfig.from_dict(PRESETS[args.preset])
+            preset_floor = lambda e: child_floor(e, tuple(config.layer_sizes), 54000,  # noqa: E731
+                                                 config.batch_size)
         modes = {"numpy": child_numpy, "floor": child_floor, "accuracy": child_accuracy,
+                 "preset": lambda e: child_preset(e, args.preset), "preset_floor": preset_floor,
                  "load": child_load,
                  "torch": lambda e: child_torch(e, fused=False),
                  "torch_fused": lambda e: child_torch(e, fused=True)}
@@ -176,6 +206,17 @@ def main() -> None:
         t_epoch = statistics.median(torch_run["epoch_seconds"][1:] or torch_run["epoch_seconds"])
         print(f"{label + ' ' + torch_run['version']:27s} {t_epoch:.3f} s, peak RSS "
               f"{torch_run['rss_mib']:.0f} MiB  -> numpy/torch {np_epoch / t_epoch:.2f}x")
+    if args.presets:
+        for preset in ("default", "strong"):
+            run = _child("preset", args.epochs, preset)
+            floor = _child("preset_floor", args.epochs, preset)
+            if "error" in run or "error" in floor:
+                print(f"preset {preset}: not measured ({run.get('error') or floor.get('error')})")
+                continue
+            epoch = statistics.median(run["epoch_seconds"][1:] or run["epoch_seconds"])
+            low = statistics.median(floor["epoch_seconds"][1:] or floor["epoch_seconds"])
+            print(f"preset {preset:8s} {'-'.join(map(str, run['sizes']))}, {run['samples']} samples: epoch "
+                  f"{epoch:.3f} s (validation included), floor {low:.3f} s -> ratio {epoch / low:.2f}x")
     if args.accuracy:
         acc = _child("accuracy", 0)
         print(f"default config, full data:  test accuracy {acc['test_accuracy']:.4f}, best val "

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.training.gradcheck import assert_gradients_close, numerical_gradient
-from training.layers import Dense, Dropout, LeakyReLU, ReLU, Tanh
+from training.layers import Dense, Dropout, LeakyReLU, ReLU, Tanh, keep_mask
 
 F64 = np.float64
 
@@ -182,8 +182,12 @@ def test_relu_dead_units_are_columns_with_no_positive_output():
 
 
 def expected_scale_mask(seed: int, shape, p: float) -> np.ndarray:
-    noise = np.random.default_rng(seed).random(shape)
-    return (noise >= p) / (1 - p)
+    """The specification of a dropout mask: each unit reads 16 bits of the generator's raw
+    64-bit draws (little-endian uint16s, in order) and is kept when they are >= round(p * 2**16)."""
+    count = int(np.prod(shape))
+    words = np.random.default_rng(seed).bit_generator.random_raw(-(-count // 4))
+    bits = np.array([(int(w) >> (16 * k)) & 0xFFFF for w in words for k in range(4)])[:count]
+    return (bits.reshape(shape) >= round(p * 65536)) / (1 - p)
 
 
 def test_dropout_is_identity_at_evaluation_and_when_p_is_zero():
@@ -203,6 +207,38 @@ def test_dropout_zeroes_about_p_and_preserves_the_mean():
     assert np.mean(out == 0) == pytest.approx(p, abs=0.01)
     np.testing.assert_allclose(np.unique(out), [0.0, 1 / (1 - p)], rtol=1e-12)
     assert out.mean() == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.2, 0.5, 0.9])
+def test_keep_mask_keeps_one_minus_p_independently_per_unit(p):
+    keep = keep_mask(np.random.default_rng(31), p, (1000, 400))
+    assert keep.dtype == np.bool_ and keep.shape == (1000, 400)
+    n = keep.size
+    # Within 5 binomial standard deviations of 1 - p, overall and in every column.
+    assert abs(keep.mean() - (1 - p)) < 5 * np.sqrt(p * (1 - p) / n)
+    column_means = keep.mean(axis=0)
+    assert np.all(np.abs(column_means - (1 - p)) < 5 * np.sqrt(p * (1 - p) / 1000) + 1e-3)
+    # Neighbouring units (which share a 64-bit draw) are uncorrelated.
+    flat = keep.ravel().astype(float)
+    assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.01
+
+
+def test_keep_mask_is_reproducible_from_the_generator_state():
+    first = keep_mask(np.random.default_rng(8), 0.3, (7, 9))
+    again = keep_mask(np.random.default_rng(8), 0.3, (7, 9))
+    np.testing.assert_array_equal(first, again)
+    rng = np.random.default_rng(8)
+    keep_mask(rng, 0.3, (7, 9))
+    assert not np.array_equal(keep_mask(rng, 0.3, (7, 9)), first), "the generator must advance"
+
+
+def test_dropout_mask_is_in_the_input_dtype_without_float64():
+    layer = Dropout(0.2, np.random.default_rng(3))
+    x = np.ones((5, 8), np.float32)
+    out = layer.forward(x, training=True)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(np.unique(out), np.array([0, 1.25], np.float32))
+    assert layer.backward(np.ones_like(x)).dtype == np.float32
 
 
 def test_dropout_backward_is_mask_times_dout():
