@@ -20,7 +20,10 @@ from tests.conftest import wait_for_status
 
 
 @pytest.mark.browser
-def test_staff_see_a_running_run_s_progress_on_its_worker(celery_worker, staff_user, user, page):
+def test_staff_see_a_running_run_s_progress_on_its_worker(celery_worker, staff_user, user, page, settings):
+    # LONG_RUN alone trains its 40 small epochs in a few seconds, faster than the page's 5 s re-read:
+    # slowed to ~1.5 s an epoch it is still running whenever the page looks (it is cancelled below).
+    settings.TUNER_BATCH_DELAY_SECONDS = 0.02
     # The in-thread test worker trains in this process: report it the way a worker's main process does.
     node = f"browser@{socket.gethostname()}"
     worker_heartbeat(nodename=node, hostname=socket.gethostname(), pid=os.getpid(), pids=[os.getpid()],
