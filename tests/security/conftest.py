@@ -45,8 +45,8 @@ def alice_objects(user):
         return ids
     sweep = Sweep.objects.create(owner=user, name=MARKER, base_config=finished.config, budget=2,
                                  space={"learning_rate": {"values": [0.001, 0.01]}})
-    finished.sweep = sweep
-    finished.save(update_fields=["sweep"])
+    finished.sweep, finished.trial_number = sweep, 1  # a trial as the coordinator makes them: numbered
+    finished.save(update_fields=["sweep", "trial_number"])
     ids["sweep_id"] = sweep.pk
     return ids
 
