@@ -89,7 +89,10 @@ def test_a_failing_channel_layer_receive_is_retried(celery_worker, user, monkeyp
     assert len(calls) > 2  # it kept receiving events after the failure
 
 
-def test_ctrl_c_stops_following_but_not_the_run(celery_worker, user, monkeypatch):
+def test_ctrl_c_stops_following_but_not_the_run(celery_worker, user, monkeypatch, settings):
+    # ~0.75 s an epoch: the run is still training when the Ctrl-C lands (unslowed, its 4 tiny
+    # epochs could all be reported before the follow saw the cancellation).
+    settings.TUNER_BATCH_DELAY_SECONDS = 0.05
     show_epoch = train._RunView._epoch
 
     def interrupted_after_first_epoch(view, metrics):
