@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sweep_bench import Stack, fmt_counts, load  # noqa: E402 - sets the BLAS threads before NumPy
+from sweep_bench import Stack, fmt_counts, load, wait_for_sweep  # noqa: E402 - sets the BLAS threads before NumPy
 
 # "dev": the setting the thresholds were chosen on (seeds 1-3). "heldout": never looked at while
 # choosing them (seeds 11-13): more images, a longer budget, other ranges and schedules.
@@ -49,23 +49,13 @@ BASE, SPACE = SETTINGS["dev"]["base"], SETTINGS["dev"]["space"]
 
 def run_sweep(user, *, seed: int, budget: int, diagnostic: bool, timeout: float) -> dict:
     from experiments import services
-    from experiments.models import EpochMetric, Experiment, Sweep
+    from experiments.models import EpochMetric, Experiment
 
     started = time.perf_counter()
     sweep = services.sweep_create(owner=user, name=f"{'diag' if diagnostic else 'none'} s{seed}", base_config=BASE,
                                   space=SPACE, strategy="random", budget=budget, parallelism=2, seed=seed,
                                   diagnostic_pruning=diagnostic)
-    deadline = time.monotonic() + timeout
-    timed_out = False
-    while True:
-        sweep.refresh_from_db()
-        if sweep.status not in Sweep.ACTIVE_STATUSES:
-            break
-        if time.monotonic() > deadline:
-            timed_out = True
-            services.sweep_cancel(sweep=sweep)
-            break
-        time.sleep(0.1)
+    timed_out = wait_for_sweep(sweep, timeout)
     trials = list(Experiment.objects.filter(sweep=sweep).order_by("trial_number").values(
         "id", "trial_number", "status", "epochs_done", "best_val_accuracy", "message", "config"))
     for t in trials:

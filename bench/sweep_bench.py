@@ -133,32 +133,39 @@ class Stack:
         shutil.rmtree(self.var_dir, ignore_errors=True)
 
 
+def wait_for_sweep(sweep, timeout: float) -> bool:
+    """Wait until `sweep` ends; past `timeout` seconds cancel it and wait (up to 30 s) for its
+    trials to stop. True when it timed out."""
+    from experiments import services
+    from experiments.models import Experiment, Sweep
+
+    deadline = time.monotonic() + timeout
+    while True:
+        sweep.refresh_from_db()
+        if sweep.status not in Sweep.ACTIVE_STATUSES:
+            return False
+        if time.monotonic() > deadline:
+            services.sweep_cancel(sweep=sweep)
+            end = time.monotonic() + 30
+            while Experiment.objects.filter(sweep=sweep, status__in=Experiment.ACTIVE_STATUSES).exists() \
+                    and time.monotonic() < end:
+                time.sleep(0.1)
+            return True
+        time.sleep(0.05)
+
+
 def run_sweep(user, *, strategy: str, budget: int, seed: int, pruner: str = "none", parallelism: int = 2,
               epochs: int = 4, timeout: float = 300.0, name: str = "") -> dict:
     """Create a sweep, wait until it finishes (or cancel it at `timeout`); its figures."""
     from experiments import services
-    from experiments.models import Experiment, Sweep
+    from experiments.models import Experiment
 
     base = {**BASE, "epochs": epochs}
     started = time.perf_counter()
     sweep = services.sweep_create(owner=user, name=name or f"{strategy} {pruner} s{seed}", base_config=base,
                                   space=SPACE, strategy=strategy, budget=budget, parallelism=parallelism,
                                   pruner=pruner, seed=seed)
-    deadline = time.monotonic() + timeout
-    timed_out = False
-    while True:
-        sweep.refresh_from_db()
-        if sweep.status not in Sweep.ACTIVE_STATUSES:
-            break
-        if time.monotonic() > deadline:
-            timed_out = True
-            services.sweep_cancel(sweep=sweep)
-            end = time.monotonic() + 30
-            while Experiment.objects.filter(sweep=sweep, status__in=Experiment.ACTIVE_STATUSES).exists() \
-                    and time.monotonic() < end:
-                time.sleep(0.1)
-            break
-        time.sleep(0.05)
+    timed_out = wait_for_sweep(sweep, timeout)
     wall = time.perf_counter() - started
     trials = list(Experiment.objects.filter(sweep=sweep).values("status", "epochs_done", "best_val_accuracy",
                                                                  "started_at", "finished_at"))
