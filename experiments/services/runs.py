@@ -79,9 +79,11 @@ def enqueue_on_commit(experiment: Experiment) -> None:
 
 
 def experiment_rerun(*, experiment: Experiment, owner) -> Experiment:
-    """A new queued run with the same config, `parent` pointing at `experiment`."""
+    """A new queued run with the same config and run options (stop_on_diagnosis), `parent`
+    pointing at `experiment`."""
     name = experiment.name if experiment.name.startswith("rerun of") else f"rerun of {experiment.name or f'#{experiment.pk}'}"
-    return experiment_create(owner=owner, config=experiment.config, name=name, parent=experiment)
+    return experiment_create(owner=owner, config=experiment.config, name=name, parent=experiment,
+                             stop_on_diagnosis=experiment.stop_on_diagnosis)
 
 
 def experiment_cancel(*, experiment: Experiment) -> Experiment:

@@ -487,6 +487,17 @@ def test_rerun_creates_a_queued_child_with_the_same_config(api_client, user):
     assert body["status"] == "queued"
     assert body["config"] == parent.config
     assert body["id"] != parent.pk
+    assert body["stop_on_diagnosis"] is False
+
+
+def test_rerun_keeps_stop_on_diagnosis(api_client, user):
+    parent = make_run(user, "base", Status.SUCCEEDED)
+    Experiment.objects.filter(pk=parent.pk).update(stop_on_diagnosis=True)
+
+    body = api_client.post(detail_url(parent.pk, "rerun")).json()
+
+    assert body["stop_on_diagnosis"] is True
+    assert Experiment.objects.get(pk=body["id"]).stop_on_diagnosis
 
 
 @override_settings(TUNER_MAX_ACTIVE_RUNS_PER_USER=1)
