@@ -158,6 +158,13 @@ def evaluate(network: Network, data: Dataset, images: np.ndarray, labels: np.nda
     return total_loss / max(n, 1), accuracy, predictions, dead
 
 
+def evaluate_on_test_set(network: Network, data: Dataset) -> tuple[float, float, list[list[int]], list[float]]:
+    """(test loss, test accuracy, confusion matrix [true][predicted], per-class accuracy) of `network`."""
+    test_loss, test_accuracy, predictions, _ = evaluate(network, data, data.x_test, data.y_test)
+    counts = confusion_matrix(data.y_test, predictions)
+    return test_loss, test_accuracy, counts.tolist(), (np.diag(counts) / np.maximum(counts.sum(axis=1), 1)).tolist()
+
+
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, k: int = NUM_CLASSES) -> np.ndarray:
     """(k, k) counts, rows = true class, columns = predicted class."""
     return np.bincount(labels * k + predictions, minlength=k * k).reshape(k, k)
@@ -365,10 +372,7 @@ def _fit(config, data, *, on_epoch, on_batch, should_stop, checkpoint) -> FitRes
 
     test_accuracy = test_loss = matrix = per_class = None
     if outcome in (Outcome.COMPLETED, Outcome.EARLY_STOPPED):
-        test_loss, test_accuracy, predictions, _ = evaluate(network, data, data.x_test, data.y_test)
-        counts = confusion_matrix(data.y_test, predictions)
-        matrix = counts.tolist()
-        per_class = (np.diag(counts) / np.maximum(counts.sum(axis=1), 1)).tolist()
+        test_loss, test_accuracy, matrix, per_class = evaluate_on_test_set(network, data)
 
     return FitResult(
         outcome=outcome,

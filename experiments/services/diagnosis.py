@@ -30,7 +30,7 @@ from experiments.recommender.live_diagnosis import (
     first_critical,
 )
 from training.data import Dataset
-from training.trainer import METRIC_FIELDS, FitResult, Outcome, confusion_matrix, evaluate
+from training.trainer import METRIC_FIELDS, FitResult, Outcome, evaluate_on_test_set
 
 logger = logging.getLogger(__name__)
 
@@ -131,9 +131,6 @@ def fit_result_early_stopped(result: FitResult, data: Dataset) -> FitResult:
     """A training its diagnosis stopped (the trainer saw a cancel) made an early stop: tested on
     the weights it has, as the trainer's own early stopping is, so it keeps its weights too."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        test_loss, test_accuracy, predictions, _ = evaluate(result.network, data, data.x_test, data.y_test)
-    counts = confusion_matrix(data.y_test, predictions)
-    return dataclasses.replace(
-        result, outcome=Outcome.EARLY_STOPPED, test_accuracy=test_accuracy, test_loss=test_loss,
-        confusion_matrix=counts.tolist(),
-        per_class_accuracy=(np.diag(counts) / np.maximum(counts.sum(axis=1), 1)).tolist())
+        test_loss, test_accuracy, matrix, per_class = evaluate_on_test_set(result.network, data)
+    return dataclasses.replace(result, outcome=Outcome.EARLY_STOPPED, test_accuracy=test_accuracy,
+                               test_loss=test_loss, confusion_matrix=matrix, per_class_accuracy=per_class)
