@@ -44,14 +44,14 @@ CONFIG_FORM = js("config_fields", "config_form")
 
 PAGES = {
     "tuner": Page("frontend/tuner.html", "tuner", css("config_form", "tuner"),
-                  RUN_VIEWS + CONFIG_FORM + js("live_run", "tuner")),
+                  RUN_VIEWS + CONFIG_FORM + js("live_run", "autotune", "tuner")),
     "history": Page("frontend/history.html", "history", css("pages"), CHART_JS + js("history")),
     "run_detail": Page("frontend/run_detail.html", "run", css("pages"),
                        RUN_VIEWS + js("draw_pad", "try_model", "run_detail")),
     "sweeps": Page("frontend/sweeps.html", "sweeps", css("pages", "config_form", "sweeps"),
                    CONFIG_FORM + js("sweeps")),
     "sweep_detail": Page("frontend/sweep_detail.html", "sweeps", css("pages", "sweeps"),
-                         CHART_JS + js("sweep_state", "sweep_detail")),
+                         CHART_JS + js("sweep_state", "autotune", "sweep_detail")),
     "tokens": Page("frontend/tokens.html", "tokens", css("pages"), js("token_list", "tokens")),
     "lab": Page("frontend/lab.html", "lab", css("pages", "lab"), js("lab_status", "lab")),
 }
@@ -59,7 +59,8 @@ PAGES = {
 # URL names the scripts reach, without and with an id (reversed with 0: Tuner.urls.to(name, id) puts
 # the id in its place).
 SCRIPT_URLS = (
-    "frontend:tuner", "api:config-schema", "api:experiment-list", "api:sweep-list", "api:token-list", "api:lab-status",
+    "frontend:tuner", "api:config-schema", "api:experiment-list", "api:sweep-list", "api:autotune", "api:token-list",
+    "api:lab-status",
     *((name, 0) for name in (
         "frontend:run-detail", "frontend:sweep-detail", "api:experiment-detail", "api:experiment-cancel",
         "api:experiment-metrics", "api:experiment-weights", "api:experiment-predict",

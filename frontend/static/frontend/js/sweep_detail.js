@@ -9,6 +9,7 @@
   "use strict";
   const { api, urls, el, fmt, errorText, runState: RS, LiveSocket } = window.Tuner;
   const SS = window.TunerSweepState;
+  const AT = window.TunerAutotune;  // autotune.js: anytimeSeries
 
   const root = document.getElementById("sweep-page");
   const sweepId = parseInt(root.dataset.sweepId, 10);
@@ -36,7 +37,7 @@
   let timer = null;
   let busy = false;
   let bestConfig = { id: null, config: null, pending: null };
-  const charts = { best: null, parallel: null, importance: null };
+  const charts = { best: null, parallel: null, importance: null, anytime: null };
 
   // ------------------------------------------------------------------ websocket, polling as fallback
 
@@ -139,6 +140,7 @@
 
     renderTrials();
     renderBestSoFar();
+    renderAnytime();
     renderParallel();
     renderImportance();
   }
@@ -212,6 +214,43 @@
       grid: { color: COLORS.grid }, ticks: { color: COLORS.tick, font: FONT },
       title: { display: !!label, text: label || "", color: COLORS.tick, font: FONT },
     };
+  }
+
+  // The anytime curve (best val / test accuracy so far vs seconds): only for sweeps with `anytime` points.
+  function renderAnytime() {
+    const points = Array.isArray(sweep.anytime) ? sweep.anytime : [];
+    const panel = $("anytime-panel");
+    const canvas = $("anytime-chart");
+    panel.hidden = points.length === 0;
+    canvas.dataset.points = String(points.length);
+    if (!points.length) return;
+    const { val, test } = AT.anytimeSeries(points);
+    const last = points[points.length - 1];
+    const budget = sweep.time_budget_seconds ? ` of a ${fmt.value(sweep.time_budget_seconds / 60)}-min budget` : "";
+    $("anytime-summary").textContent = `best val ${fmt.pct(last.best_val_accuracy, 2)} · best test ` +
+      `${fmt.pct(last.best_test_accuracy, 2)} at ${Math.round(last.seconds)} s${budget}`;
+    if (!hasChart) return;
+    const xMax = sweep.time_budget_seconds || undefined;
+    if (!charts.anytime) {
+      charts.anytime = new window.Chart(canvas, {
+        type: "line",
+        data: { datasets: [
+          { label: "best val acc %", data: val, borderColor: COLORS.green, backgroundColor: COLORS.green,
+            stepped: true, borderWidth: 2, pointRadius: 3 },
+          { label: "best test acc %", data: test, borderColor: COLORS.info, backgroundColor: COLORS.info,
+            stepped: true, borderWidth: 2, pointRadius: 3 }] },
+        options: { responsive: true, maintainAspectRatio: false, animation: false,
+          interaction: { mode: "nearest", intersect: false },
+          scales: { x: { ...axisScale("seconds since the start"), type: "linear", min: 0, suggestedMax: xMax },
+            y: { ...axisScale("accuracy %"), suggestedMax: 100 } },
+          plugins: { legend: { display: true, labels: { color: COLORS.text, font: FONT } } } },
+      });
+    } else {
+      charts.anytime.data.datasets[0].data = val;
+      charts.anytime.data.datasets[1].data = test;
+      charts.anytime.options.scales.x.suggestedMax = xMax;
+      charts.anytime.update("none");
+    }
   }
 
   function renderBestSoFar() {

@@ -74,6 +74,7 @@
     });
     dom.reset.addEventListener("click", () => { dom.formError.textContent = ""; });
     dom.runButton.disabled = false;
+    if (window.TunerAutotune) window.TunerAutotune.mount(form, schema);  // "Tune for me" (autotune.js)
     if (pendingConfig) form.set(pendingConfig);
     pendingConfig = null;
     loadConfigParam();
