@@ -11,10 +11,9 @@ import numpy as np
 
 from ..curves import Curves, fitted_gain
 from ..formatting import jsonable, round_sig
+from ..reference import FULL_TRAINING_SET
 from ..thresholds import THRESHOLDS as T
 from ..types import Advice, RunSummary
-
-FULL_TRAINING_SET = 60_000
 
 
 @dataclass
